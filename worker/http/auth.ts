@@ -1,0 +1,64 @@
+import type { Context } from 'hono';
+import { createMiddleware } from 'hono/factory';
+import { type AuthUser, requireSecret, verifyToken } from '../auth/tokens';
+import type { Role } from '../db/schema';
+import { ErrorCode } from '../protocol/core';
+import type { AppEnv } from './app-env';
+import { ApiError } from './errors';
+
+/** The bearer token of a request: the `Authorization` header, or `?token=` for browser sockets. */
+export function tokenOf(request: Request, allowQuery: boolean): string | null {
+  const header = request.headers.get('authorization');
+  if (header) {
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match?.[1])
+      throw new ApiError(401, ErrorCode.invalidToken, 'Authorization must be "Bearer <token>"');
+    return match[1];
+  }
+  if (allowQuery) return new URL(request.url).searchParams.get('token');
+  return null;
+}
+
+/**
+ * Sets `user` from the token if one is present. A present but invalid or expired token is
+ * refused with 401 (never silently downgraded to anonymous).
+ */
+export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
+  const isUpgrade = c.req.header('upgrade')?.toLowerCase() === 'websocket';
+  const token = tokenOf(c.req.raw, isUpgrade);
+  if (token === null || token === '') {
+    c.set('user', null);
+  } else {
+    const user = await verifyToken(token, requireSecret(c.env));
+    if (!user) throw new ApiError(401, ErrorCode.invalidToken, 'token is invalid or expired');
+    c.set('user', user);
+  }
+  await next();
+});
+
+export function currentUser(c: Context<AppEnv>): AuthUser {
+  const user = c.get('user');
+  if (!user) throw new ApiError(401, ErrorCode.authRequired, 'sign in first');
+  return user;
+}
+
+export function requireRole(c: Context<AppEnv>, ...roles: Role[]): AuthUser {
+  const user = currentUser(c);
+  if (user.role !== 'admin' && !roles.includes(user.role)) {
+    throw new ApiError(403, ErrorCode.forbidden, `requires role ${roles.join(' or ')}`);
+  }
+  return user;
+}
+
+export function allowedOrigins(env: Env): string[] {
+  return (env.ALLOWED_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+}
+
+export function originAllowed(origin: string | undefined, env: Env): boolean {
+  if (!origin) return true; // non-browser clients send no Origin; the token still guards them
+  const allowed = allowedOrigins(env);
+  return allowed.includes('*') || allowed.includes(origin);
+}

@@ -1,0 +1,39 @@
+// The worker: authenticate, validate, route each channel to its Durable Object. No state here.
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import type { AppEnv } from './http/app-env';
+import { allowedOrigins, authenticate } from './http/auth';
+import { notFound, onError } from './http/errors';
+import { authRoutes } from './routes/auth';
+import { commentRoutes, commentSockets } from './routes/comments';
+
+const api = new Hono<AppEnv>().route('/', authRoutes).route('/', commentRoutes);
+
+const sockets = new Hono<AppEnv>().route('/', commentSockets);
+
+const app = new Hono<AppEnv>()
+  .use(
+    '/api/*',
+    cors({
+      origin: (origin, c) => {
+        const allowed = allowedOrigins(c.env);
+        return allowed.includes('*') || allowed.includes(origin) ? origin : null;
+      },
+      allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+      maxAge: 600,
+    }),
+  )
+  .get('/health', (c) => c.json({ ok: true, service: 'wavecast' }))
+  .use('/api/*', authenticate)
+  .use('/ws/*', authenticate)
+  .use('/ws', authenticate)
+  .route('/api', api)
+  .route('/ws', sockets);
+
+app.onError(onError);
+app.notFound(notFound);
+
+export type AppType = typeof app;
+export default app;
+
+export { CommentRoom } from './rooms/CommentRoom';

@@ -1,0 +1,74 @@
+// Comment rooms: comments on one item, typing indicators, who is here.
+import { z } from 'zod';
+import type {
+  CoreServerFrame,
+  PresenceSnapshot,
+  PublicUser,
+  Sequenced,
+  WelcomeFrame,
+} from './core';
+import { pingFrame, requestId } from './core';
+
+export const COMMENT_MAX_CHARS = 2000;
+export const COMMENT_PAGE_SIZE = 50;
+
+export const commentBody = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(COMMENT_MAX_CHARS, `must be at most ${COMMENT_MAX_CHARS} characters`);
+
+export const commentClientFrame = z.discriminatedUnion('type', [
+  pingFrame,
+  z
+    .object({ type: z.literal('comment.create'), id: requestId.optional(), body: commentBody })
+    .strict(),
+  z
+    .object({
+      type: z.literal('comment.delete'),
+      id: requestId.optional(),
+      commentId: z.string().min(1).max(64),
+    })
+    .strict(),
+  z.object({ type: z.literal('typing'), isTyping: z.boolean() }).strict(),
+]);
+export type CommentClientFrame = z.infer<typeof commentClientFrame>;
+
+export interface Comment {
+  id: string;
+  itemId: string;
+  user: PublicUser;
+  body: string;
+  createdAt: number;
+}
+
+export interface CommentCreatedEvent extends Sequenced {
+  type: 'comment.created';
+  comment: Comment;
+}
+
+export interface CommentDeletedEvent extends Sequenced {
+  type: 'comment.deleted';
+  commentId: string;
+  deletedBy: string;
+}
+
+/** Ephemeral: never stored or sequenced; expires after `expiresInMs` unless renewed. */
+export interface TypingFrame {
+  type: 'typing';
+  user: PublicUser;
+  isTyping: boolean;
+  expiresInMs: number;
+}
+
+export type CommentEvent = CommentCreatedEvent | CommentDeletedEvent;
+export type CommentServerFrame = CoreServerFrame | CommentEvent | TypingFrame;
+
+export interface CommentRoomSnapshot {
+  itemId: string;
+  /** Latest comments, oldest first (at most COMMENT_PAGE_SIZE). */
+  recent: Comment[];
+  presence: PresenceSnapshot;
+  typing: PublicUser[];
+}
+export type CommentWelcome = WelcomeFrame<CommentRoomSnapshot>;

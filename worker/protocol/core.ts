@@ -1,0 +1,159 @@
+// The wire protocol shared by every channel kind. Worker and client import these types;
+// docs/protocol.md documents every frame, error code and close code.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest client frame accepted; a bigger one closes the socket with 1009. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+/** The heartbeat answered by the runtime itself (`setWebSocketAutoResponse`), never waking a DO. */
+export const HEARTBEAT_REQUEST = '{"type":"ping"}';
+export const HEARTBEAT_RESPONSE = '{"type":"pong"}';
+
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  /** Heartbeat missed: the ghost sweep closed a silent socket. Retryable. */
+  heartbeatTimeout: 4408,
+  unauthenticated: 4401,
+  forbidden: 4403,
+  /** The channel no longer exists (e.g. event deleted). Terminal. */
+  gone: 4404,
+  rateLimited: 4429,
+  /** Server asked the client to reconnect (deploy, restart). Retryable. */
+  restart: 4500,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Close codes after which a client must not reconnect on its own. */
+export const TERMINAL_CLOSE_CODES: readonly number[] = [
+  CloseCode.unauthenticated,
+  CloseCode.forbidden,
+  CloseCode.gone,
+  CloseCode.tooBig,
+];
+
+/** Stable error codes carried by `error` frames and HTTP error bodies. */
+export const ErrorCode = {
+  malformedJson: 'malformed_json',
+  binaryNotSupported: 'binary_not_supported',
+  unknownType: 'unknown_type',
+  invalidFrame: 'invalid_frame',
+  rateLimited: 'rate_limited',
+  authRequired: 'auth_required',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  conflict: 'conflict',
+  internal: 'internal_error',
+  // HTTP-only
+  invalidJson: 'invalid_json',
+  invalidBody: 'invalid_body',
+  invalidQuery: 'invalid_query',
+  invalidToken: 'invalid_token',
+  invalidCredentials: 'invalid_credentials',
+  emailTaken: 'email_taken',
+  originNotAllowed: 'origin_not_allowed',
+  upgradeRequired: 'upgrade_required',
+} as const;
+export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** A client-chosen request id; a repeated id is acknowledged again but not applied twice. */
+export const requestId = z.string().min(1).max(64);
+
+export const pingFrame = z.object({ type: z.literal('ping'), id: requestId.optional() }).strict();
+
+export interface PublicUser {
+  id: string;
+  name: string;
+  role: string;
+}
+
+/** Every durable channel event carries `seq` (monotonic per channel) and `at` (ms). */
+export interface Sequenced {
+  seq: number;
+  at: number;
+}
+
+export interface RecoveryInfo {
+  /** The client asked to resume (sent `since` and `epoch`). */
+  requested: boolean;
+  /** True when every missed event follows the welcome; false means "start from the snapshot". */
+  recovered: boolean;
+  /** Number of replayed events that follow the welcome frame. */
+  missed: number;
+}
+
+export interface WelcomeFrame<Snapshot = unknown> {
+  type: 'welcome';
+  protocol: number;
+  connectionId: string;
+  channel: string;
+  kind: string;
+  user: PublicUser | null;
+  /** Position of the channel when the snapshot was taken. */
+  seq: number;
+  epoch: string;
+  snapshot: Snapshot;
+  recovery: RecoveryInfo;
+}
+
+export interface AckFrame<Result = unknown> {
+  type: 'ack';
+  id: string;
+  /** Present when the request produced a sequenced event. */
+  seq?: number;
+  result?: Result;
+  /** True when this ack answers a retried id that was already applied. */
+  duplicate?: boolean;
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+  id?: string;
+  /** Field problems for `invalid_frame`. */
+  issues?: { path: string; message: string }[];
+}
+
+export interface PongFrame {
+  type: 'pong';
+  id?: string;
+}
+
+export interface PresenceMember {
+  user: PublicUser;
+  connections: number;
+}
+
+export interface PresenceJoinedFrame {
+  type: 'presence.joined';
+  user: PublicUser;
+  users: number;
+  connections: number;
+}
+
+export interface PresenceLeftFrame {
+  type: 'presence.left';
+  user: PublicUser;
+  users: number;
+  connections: number;
+}
+
+/** Presence section of a channel snapshot. */
+export interface PresenceSnapshot {
+  users: number;
+  connections: number;
+  /** Omitted by kinds that only count (large audiences). */
+  members?: PresenceMember[];
+}
+
+export type CoreServerFrame =
+  | WelcomeFrame
+  | AckFrame
+  | ErrorFrame
+  | PongFrame
+  | PresenceJoinedFrame
+  | PresenceLeftFrame;

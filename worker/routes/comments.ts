@@ -1,0 +1,90 @@
+import { and, desc, eq, isNull, lt, or } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { connectChannel, unwrap } from '../channel/connect';
+import { db, schema } from '../db/client';
+import type { AppEnv } from '../http/app-env';
+import { currentUser } from '../http/auth';
+import { ApiError } from '../http/errors';
+import { parseBody, parseQuery, pathId } from '../http/validate';
+import { COMMENT_PAGE_SIZE, commentBody } from '../protocol/comments';
+import { ErrorCode, requestId } from '../protocol/core';
+import { commentChannel } from '../rooms/CommentRoom';
+
+const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(COMMENT_PAGE_SIZE),
+  // Opaque cursor from a previous page: `<createdAt>.<id>`.
+  before: z
+    .string()
+    .regex(/^\d{1,15}\.[A-Za-z0-9-]{1,64}$/, 'must be a cursor from a previous page')
+    .optional(),
+});
+
+function room(c: { env: Env }, itemId: string) {
+  return c.env.COMMENT_ROOM.get(c.env.COMMENT_ROOM.idFromName(commentChannel(itemId)));
+}
+
+function idempotencyKey(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const parsed = requestId.safeParse(header);
+  if (!parsed.success) {
+    throw new ApiError(400, ErrorCode.invalidBody, 'Idempotency-Key must be 1–64 characters');
+  }
+  return parsed.data;
+}
+
+export const commentRoutes = new Hono<AppEnv>()
+  .get('/items/:itemId/comments', async (c) => {
+    const itemId = pathId(c, 'itemId');
+    const { limit, before } = parseQuery(c, pageQuery);
+    const t = schema.comments;
+    let cursor;
+    if (before) {
+      const [at, id] = before.split('.') as [string, string];
+      cursor = or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)));
+    }
+    const rows = await db(c.env.DB)
+      .select({
+        id: t.id,
+        body: t.body,
+        createdAt: t.createdAt,
+        userId: schema.users.id,
+        userName: schema.users.displayName,
+        userRole: schema.users.role,
+      })
+      .from(t)
+      .innerJoin(schema.users, eq(schema.users.id, t.userId))
+      .where(and(eq(t.itemId, itemId), isNull(t.deletedAt), cursor))
+      .orderBy(desc(t.createdAt), desc(t.id))
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return c.json({
+      comments: page.map((r) => ({
+        id: r.id,
+        itemId,
+        user: { id: r.userId, name: r.userName, role: r.userRole },
+        body: r.body,
+        createdAt: r.createdAt,
+      })),
+      nextCursor: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null,
+    });
+  })
+  .post('/items/:itemId/comments', async (c) => {
+    const user = currentUser(c);
+    const itemId = pathId(c, 'itemId');
+    const key = idempotencyKey(c.req.header('idempotency-key'));
+    const { body } = await parseBody(c, z.object({ body: commentBody }));
+    const created = unwrap(await room(c, itemId).postComment(itemId, user, body, key));
+    return c.json(created, 201);
+  })
+  .delete('/items/:itemId/comments/:commentId', async (c) => {
+    const user = currentUser(c);
+    const itemId = pathId(c, 'itemId');
+    const commentId = pathId(c, 'commentId');
+    return c.json(unwrap(await room(c, itemId).deleteComment(itemId, user, commentId)));
+  });
+
+export const commentSockets = new Hono<AppEnv>().get('/comments/:itemId', (c) =>
+  connectChannel(c, c.env.COMMENT_ROOM, commentChannel(pathId(c, 'itemId')), { anonymous: true }),
+);
