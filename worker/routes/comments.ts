@@ -38,11 +38,11 @@ export const commentRoutes = new Hono<AppEnv>()
     const itemId = pathId(c, 'itemId');
     const { limit, before } = parseQuery(c, pageQuery);
     const t = schema.comments;
-    let cursor;
-    if (before) {
-      const [at, id] = before.split('.') as [string, string];
-      cursor = or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)));
-    }
+    const [at, id] = (before?.split('.') ?? []) as [string?, string?];
+    const cursor =
+      at && id
+        ? or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)))
+        : undefined;
     const rows = await db(c.env.DB)
       .select({
         id: t.id,
