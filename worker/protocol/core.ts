@@ -56,6 +56,22 @@ export const ErrorCode = {
   emailTaken: 'email_taken',
   originNotAllowed: 'origin_not_allowed',
   upgradeRequired: 'upgrade_required',
+  // events and bookings (docs/bookings.md)
+  eventNotFound: 'event_not_found',
+  eventAccessDenied: 'event_access_denied',
+  soldOut: 'sold_out',
+  insufficientSeats: 'insufficient_seats',
+  bookingClosed: 'booking_closed',
+  bookingNotFound: 'booking_not_found',
+  alreadyCancelled: 'already_cancelled',
+  idempotencyKeyReused: 'idempotency_key_reused',
+  invalidIdempotencyKey: 'invalid_idempotency_key',
+  capacityBelowBooked: 'capacity_below_booked',
+  ticketNotFound: 'ticket_not_found',
+  ticketCancelled: 'ticket_cancelled',
+  ticketTransferred: 'ticket_transferred',
+  notHolder: 'not_holder',
+  userNotFound: 'user_not_found',
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
