@@ -1,0 +1,214 @@
+// One channel subscription over partysocket: reconnects with backoff, resumes from the last
+// seen `{seq, epoch}`, drops duplicates, matches acks to requests, and stops on terminal codes.
+import ReconnectingWebSocket from 'partysocket/ws';
+import {
+  type AckFrame,
+  type ErrorFrame,
+  HEARTBEAT_REQUEST,
+  TERMINAL_CLOSE_CODES,
+  type WelcomeFrame,
+} from '../../worker/protocol/core';
+
+export interface ServerFrameBase {
+  type: string;
+  seq?: number;
+  id?: string;
+}
+
+export interface ChannelOptions {
+  /** Base URL of the Wavecast worker, e.g. `https://wavecast.example.com`. */
+  baseUrl: string;
+  /** Channel path, e.g. `/ws/comments/story-1`. */
+  path: string;
+  /** Read on every (re)connect, so a refreshed token is picked up. */
+  token?: () => string | null | undefined;
+  /** A WebSocket constructor for runtimes without a global one (e.g. the `ws` package). */
+  WebSocket?: unknown;
+  /** Heartbeat period; answered by the runtime without waking the channel. */
+  heartbeatMs?: number;
+  /** How long `request()` waits for its ack before rejecting. */
+  requestTimeoutMs?: number;
+  maxReconnectionDelay?: number;
+  minReconnectionDelay?: number;
+}
+
+export class RequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly frame?: ErrorFrame,
+  ) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+type Listener<F> = (frame: F) => void;
+
+interface Pending {
+  json: string;
+  resolve: (ack: AckFrame) => void;
+  reject: (err: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export type ChannelState = 'connecting' | 'open' | 'closed';
+
+export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot = unknown> {
+  readonly socket: ReconnectingWebSocket;
+  state: ChannelState = 'connecting';
+  /** Last applied position; sent as `since`/`epoch` when reconnecting. */
+  seq: number | null = null;
+  epoch: string | null = null;
+  snapshot: Snapshot | null = null;
+  connectionId: string | null = null;
+  /** Set when the server closed with a terminal code (no more reconnects). */
+  terminal: { code: number; reason: string } | null = null;
+
+  readonly #listeners = new Map<string, Set<Listener<Frame>>>();
+  readonly #pending = new Map<string, Pending>();
+  readonly #options: Required<Pick<ChannelOptions, 'heartbeatMs' | 'requestTimeoutMs'>> &
+    ChannelOptions;
+  #heartbeat: ReturnType<typeof setInterval> | null = null;
+  #nextId = 0;
+
+  constructor(options: ChannelOptions) {
+    this.#options = { heartbeatMs: 25_000, requestTimeoutMs: 10_000, ...options };
+    this.socket = new ReconnectingWebSocket(() => this.#url(), undefined, {
+      WebSocket: options.WebSocket,
+      maxReconnectionDelay: options.maxReconnectionDelay ?? 10_000,
+      minReconnectionDelay: options.minReconnectionDelay ?? 500,
+      shouldReconnectOnClose: (event) => !TERMINAL_CLOSE_CODES.includes(event.code),
+    });
+    this.socket.addEventListener('message', (event) => this.#onMessage(event.data));
+    this.socket.addEventListener('open', () => {
+      this.state = 'open';
+      this.#startHeartbeat();
+    });
+    this.socket.addEventListener('close', (event) => {
+      this.state = 'connecting';
+      this.#stopHeartbeat();
+      if (TERMINAL_CLOSE_CODES.includes(event.code)) {
+        this.terminal = { code: event.code, reason: event.reason };
+        this.close();
+      }
+    });
+  }
+
+  /** Listens to one frame type (or `*` for all). Returns the unsubscribe function. */
+  on<T extends Frame['type'] | '*' | 'welcome'>(
+    type: T,
+    listener: Listener<T extends '*' ? Frame : Extract<Frame, { type: T }>>,
+  ): () => void {
+    const set = this.#listeners.get(type) ?? new Set();
+    set.add(listener as Listener<Frame>);
+    this.#listeners.set(type, set);
+    return () => set.delete(listener as Listener<Frame>);
+  }
+
+  /** Sends a frame and resolves with its ack (or rejects with the server's error). Safe to
+   * retry: the id is kept, and requests still unanswered are re-sent after a reconnect. */
+  request<R = unknown>(frame: {
+    type: string;
+    id?: string;
+    [key: string]: unknown;
+  }): Promise<AckFrame<R>> {
+    this.#nextId += 1;
+    const id =
+      frame.id ??
+      `${Date.now().toString(36)}-${this.#nextId}-${Math.random().toString(36).slice(2, 8)}`;
+    const json = JSON.stringify({ ...frame, id });
+    return new Promise<AckFrame<R>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(
+          new RequestError(
+            'timeout',
+            `no answer to ${frame.type} within ${this.#options.requestTimeoutMs} ms`,
+          ),
+        );
+      }, this.#options.requestTimeoutMs);
+      this.#pending.set(id, { json, resolve: resolve as (ack: AckFrame) => void, reject, timer });
+      this.socket.send(json);
+    });
+  }
+
+  /** Sends a frame without waiting for an answer (typing, reactions). */
+  send(frame: { type: string; [key: string]: unknown }): void {
+    this.socket.send(JSON.stringify(frame));
+  }
+
+  close(): void {
+    this.state = 'closed';
+    this.#stopHeartbeat();
+    this.socket.close(1000, 'client closed');
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new RequestError('closed', 'channel closed'));
+      this.#pending.delete(id);
+    }
+  }
+
+  #url(): string {
+    const url = new URL(this.#options.path, this.#options.baseUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const token = this.#options.token?.();
+    if (token) url.searchParams.set('token', token);
+    if (this.seq !== null && this.epoch !== null) {
+      url.searchParams.set('since', String(this.seq));
+      url.searchParams.set('epoch', this.epoch);
+    }
+    return url.toString();
+  }
+
+  #onMessage(data: unknown): void {
+    if (typeof data !== 'string') return;
+    let frame: Frame;
+    try {
+      frame = JSON.parse(data) as Frame;
+    } catch {
+      return;
+    }
+    if (frame.type === 'welcome') {
+      const welcome = frame as unknown as WelcomeFrame<Snapshot>;
+      this.connectionId = welcome.connectionId;
+      this.snapshot = welcome.snapshot;
+      // Recovered: the replay that follows continues from our seq. Otherwise start over here.
+      if (!welcome.recovery.recovered || this.epoch !== welcome.epoch) this.seq = welcome.seq;
+      this.epoch = welcome.epoch;
+      // Requests that were never answered are re-sent; the server applies each id once.
+      for (const pending of this.#pending.values()) this.socket.send(pending.json);
+    } else if (typeof frame.seq === 'number' && frame.type !== 'ack') {
+      if (this.seq !== null && frame.seq <= this.seq) return; // already applied
+      this.seq = frame.seq;
+    }
+    if ((frame.type === 'ack' || frame.type === 'error') && frame.id) {
+      const pending = this.#pending.get(frame.id);
+      if (pending) {
+        this.#pending.delete(frame.id);
+        clearTimeout(pending.timer);
+        if (frame.type === 'ack') pending.resolve(frame as unknown as AckFrame);
+        else {
+          const err = frame as unknown as ErrorFrame;
+          pending.reject(new RequestError(err.code, err.message, err));
+        }
+      }
+    }
+    for (const key of [frame.type, '*']) {
+      for (const listener of this.#listeners.get(key) ?? []) listener(frame);
+    }
+  }
+
+  #startHeartbeat(): void {
+    this.#stopHeartbeat();
+    this.#heartbeat = setInterval(() => {
+      if (this.socket.readyState === ReconnectingWebSocket.OPEN)
+        this.socket.send(HEARTBEAT_REQUEST);
+    }, this.#options.heartbeatMs);
+  }
+
+  #stopHeartbeat(): void {
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#heartbeat = null;
+  }
+}

@@ -1,0 +1,142 @@
+// The Wavecast client SDK: typed REST calls and channel subscriptions.
+import type {
+  Comment,
+  CommentRoomSnapshot,
+  CommentServerFrame,
+} from '../../worker/protocol/comments';
+import { Channel, type ChannelOptions } from './channel';
+
+export type * from '../../worker/protocol/comments';
+export type * from '../../worker/protocol/core';
+export type { ChannelOptions, ChannelState } from './channel';
+export { Channel, RequestError } from './channel';
+
+export interface ClientOptions {
+  baseUrl: string;
+  token?: string | null;
+  /** A WebSocket constructor for runtimes without a global one (e.g. the `ws` package). */
+  WebSocket?: unknown;
+  fetch?: typeof fetch;
+}
+
+export interface SessionUser {
+  id: string;
+  name: string;
+  role: string;
+  email: string;
+}
+
+export class ApiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+export class WavecastClient {
+  token: string | null;
+  readonly #options: ClientOptions;
+
+  constructor(options: ClientOptions) {
+    this.#options = options;
+    this.token = options.token ?? null;
+  }
+
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const doFetch = this.#options.fetch ?? fetch;
+    const res = await doFetch(new URL(path, this.#options.baseUrl), {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as unknown) : null;
+    if (!res.ok) {
+      const error = (json as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new ApiRequestError(
+        res.status,
+        error?.code ?? 'http_error',
+        error?.message ?? res.statusText,
+      );
+    }
+    return json as T;
+  }
+
+  async register(input: { email: string; password: string; displayName: string; role?: string }) {
+    const session = await this.request<{ user: SessionUser; token: string; expiresAt: number }>(
+      'POST',
+      '/api/auth/register',
+      input,
+    );
+    this.token = session.token;
+    return session;
+  }
+
+  async login(email: string, password: string) {
+    const session = await this.request<{ user: SessionUser; token: string; expiresAt: number }>(
+      'POST',
+      '/api/auth/login',
+      { email, password },
+    );
+    this.token = session.token;
+    return session;
+  }
+
+  me() {
+    return this.request<{ user: SessionUser }>('GET', '/api/me');
+  }
+
+  comments(itemId: string, page: { before?: string; limit?: number } = {}) {
+    const query = new URLSearchParams();
+    if (page.before) query.set('before', page.before);
+    if (page.limit) query.set('limit', String(page.limit));
+    const suffix = query.size ? `?${query}` : '';
+    return this.request<{ comments: Comment[]; nextCursor: string | null }>(
+      'GET',
+      `/api/items/${encodeURIComponent(itemId)}/comments${suffix}`,
+    );
+  }
+
+  postComment(itemId: string, body: string, idempotencyKey?: string) {
+    return this.request<{ comment: Comment; seq: number }>(
+      'POST',
+      `/api/items/${encodeURIComponent(itemId)}/comments`,
+      { body },
+      idempotencyKey ? { 'idempotency-key': idempotencyKey } : {},
+    );
+  }
+
+  /** Any channel by path; the kind-specific helpers below only add types. */
+  channel<F extends { type: string; seq?: number }, S = unknown>(
+    path: string,
+    options: Partial<ChannelOptions> = {},
+  ): Channel<F, S> {
+    return new Channel<F, S>({
+      baseUrl: this.#options.baseUrl,
+      path,
+      token: () => this.token,
+      WebSocket: this.#options.WebSocket,
+      ...options,
+    });
+  }
+
+  commentRoom(itemId: string, options: Partial<ChannelOptions> = {}) {
+    return this.channel<CommentServerFrame, CommentRoomSnapshot>(
+      `/ws/comments/${encodeURIComponent(itemId)}`,
+      options,
+    );
+  }
+}
