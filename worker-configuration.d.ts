@@ -9,11 +9,12 @@ interface __BaseEnv_Env {
 	HEARTBEAT_TIMEOUT_SECONDS: string;
 	JWT_SECRET: string;
 	COMMENT_ROOM: DurableObjectNamespace<import("./worker/index").CommentRoom>;
+	EVENT_ROOM: DurableObjectNamespace<import("./worker/index").EventRoom>;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./worker/index");
-		durableNamespaces: "CommentRoom";
+		durableNamespaces: "CommentRoom" | "EventRoom";
 	}
 	interface Env extends __BaseEnv_Env {}
 }

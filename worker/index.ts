@@ -6,10 +6,14 @@ import { allowedOrigins, authenticate } from './http/auth';
 import { notFound, onError } from './http/errors';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
+import { eventRoutes, eventSockets } from './routes/events';
 
-const api = new Hono<AppEnv>().route('/', authRoutes).route('/', commentRoutes);
+const api = new Hono<AppEnv>()
+  .route('/', authRoutes)
+  .route('/', commentRoutes)
+  .route('/', eventRoutes);
 
-const sockets = new Hono<AppEnv>().route('/', commentSockets);
+const sockets = new Hono<AppEnv>().route('/', commentSockets).route('/', eventSockets);
 
 const app = new Hono<AppEnv>()
   .use(
@@ -37,3 +41,4 @@ export type AppType = typeof app;
 export default app;
 
 export { CommentRoom } from './rooms/CommentRoom';
+export { EventRoom } from './rooms/EventRoom';

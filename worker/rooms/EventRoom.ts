@@ -1,0 +1,558 @@
+// A bookable event's channel: the single writer for its inventory. Bookings, cancellations,
+// transfers and edits run one at a time (`exclusive`), each committed to D1 in one guarded
+// transaction before anything is broadcast. Watchers get seat numbers with every change.
+import { and, eq, lte } from 'drizzle-orm';
+import { assertNever, ChannelError } from '../channel/errors';
+import { ChannelRoom, type Connection, frameTypesOf, type Handled } from '../channel/room';
+import { db, schema } from '../db/client';
+import { errorBody } from '../http/errors';
+import { CloseCode, ErrorCode, type PublicUser } from '../protocol/core';
+import {
+  type BookingCreatedResponse,
+  type BookingView,
+  type EventChanges,
+  type EventChannelEvent,
+  type EventClientFrame,
+  type EventRoomSnapshot,
+  type EventView,
+  eventClientFrame,
+  IDEMPOTENCY_TTL_MS,
+  type Seats,
+  type TicketView,
+} from '../protocol/events';
+import {
+  commitBooking,
+  commitCancel,
+  commitTransfer,
+  isConstraintError,
+  type KeyState,
+  keyState,
+  pruneIdempotencyKeys,
+  settle,
+  storeRefusal,
+} from './event-inventory';
+import {
+  bookingView,
+  canManage,
+  canSee,
+  type EventRow,
+  eventChannel,
+  eventView,
+  findBooking,
+  findEvent,
+  findTicket,
+  ticketView,
+  withAccess,
+} from './event-records';
+
+export { eventChannel };
+
+/** An HTTP answer decided by the room; `body` is sent byte for byte (and replayed so). */
+export interface Answer {
+  status: number;
+  body: string;
+  /** True when this is a stored answer to an earlier request with the same Idempotency-Key. */
+  replayed: boolean;
+}
+
+export interface Idempotency {
+  key: string;
+  requestHash: string;
+}
+
+type Unsequenced<T> = T extends unknown ? Omit<T, 'seq' | 'at'> : never;
+
+const PRUNE_TASK = 'prune-idempotency-keys';
+const PRUNE_EVERY_MS = 60 * 60 * 1000;
+/** Rounds of "D1 disagreed, reload and try again" before a booking gives up. */
+const MAX_RESYNCS = 3;
+
+export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> {
+  protected readonly frames = eventClientFrame;
+  #eventId = '';
+  #event: EventRow | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env, {
+      kind: 'event',
+      frameTypes: frameTypesOf(eventClientFrame),
+      presence: 'counts',
+    });
+  }
+
+  protected override async load(channel: string): Promise<void> {
+    this.#eventId = channel.slice('event:'.length);
+    this.#event = (await findEvent(db(this.env.DB), this.#eventId)) ?? null;
+  }
+
+  protected override async authorize(user: PublicUser | null): Promise<void> {
+    const event = await this.#requireEvent();
+    if (!(await canSee(db(this.env.DB), event, user))) {
+      throw new ChannelError(ErrorCode.eventAccessDenied, 'this event is private', 403);
+    }
+  }
+
+  protected snapshot(): EventRoomSnapshot {
+    const event = this.#loaded();
+    return { event: eventView(event), ...this.#seats(), watchers: this.presenceSnapshot() };
+  }
+
+  protected onFrame(_conn: Connection, frame: EventClientFrame): Handled {
+    switch (frame.type) {
+      case 'ping':
+        return {};
+      default:
+        return assertNever(frame.type);
+    }
+  }
+
+  protected override async onTask(name: string): Promise<void> {
+    if (name !== PRUNE_TASK) return;
+    const now = Date.now();
+    await pruneIdempotencyKeys(db(this.env.DB), now);
+    // Keep pruning while answers this room stored are still inside the window.
+    const last = Number(this.log.getMeta('lastKeyAt') ?? '0');
+    if (last + IDEMPOTENCY_TTL_MS >= now) await this.schedule(PRUNE_TASK, now + PRUNE_EVERY_MS);
+  }
+
+  // ---- RPC for the REST routes -------------------------------------------------------
+
+  book(eventId: string, user: PublicUser, quantity: number, idempotency?: Idempotency) {
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => this.#book(user, quantity, idempotency)),
+    );
+  }
+
+  cancelBooking(eventId: string, user: PublicUser, bookingId: string) {
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => this.#cancel(user, bookingId)),
+    );
+  }
+
+  transferTicket(eventId: string, user: PublicUser, ticketId: string, toUserId: string) {
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => this.#transfer(user, ticketId, toUserId)),
+    );
+  }
+
+  updateEvent(eventId: string, user: PublicUser, changes: EventChanges) {
+    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#update(user, changes)));
+  }
+
+  grantAccess(eventId: string, user: PublicUser, userId: string) {
+    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#grant(user, userId)));
+  }
+
+  revokeAccess(eventId: string, user: PublicUser, userId: string) {
+    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#revoke(user, userId)));
+  }
+
+  // ---- bookings ----------------------------------------------------------------------
+
+  async #book(user: PublicUser, quantity: number, idem?: Idempotency): Promise<Answer> {
+    const database = db(this.env.DB);
+    // Looked up inside the queue: a retry that arrives while the first attempt is still
+    // committing waits its turn and then finds the stored answer.
+    if (idem) {
+      const settled = this.#settled(await keyState(database, user.id, idem.key), idem);
+      if (settled) return settled;
+    }
+    const event = await this.#requireEvent();
+    if (!(await canSee(database, event, user))) {
+      throw new ChannelError(ErrorCode.eventAccessDenied, 'this event is private', 403);
+    }
+    for (let round = 0; round < MAX_RESYNCS; round++) {
+      const now = Date.now();
+      const current = this.#loaded();
+      const refusal = this.#refusal(current, quantity, now);
+      if (refusal) return this.#refuse(user, refusal, idem, now);
+
+      const bookingId = crypto.randomUUID();
+      const tickets: TicketView[] = Array.from({ length: quantity }, () => ({
+        id: crypto.randomUUID(),
+        bookingId,
+        eventId: this.#eventId,
+        holderId: user.id,
+        status: 'valid',
+        createdAt: now,
+      }));
+      const booking: BookingView = {
+        id: bookingId,
+        eventId: this.#eventId,
+        userId: user.id,
+        quantity,
+        status: 'confirmed',
+        createdAt: now,
+        cancelledAt: null,
+        cancelledBy: null,
+        tickets,
+      };
+      const response: BookingCreatedResponse = {
+        booking,
+        availableSeats: current.capacity - current.bookedSeats - quantity,
+      };
+      const body = JSON.stringify(response);
+      let booked: number | null;
+      try {
+        booked = await commitBooking(this.env.DB, {
+          eventId: this.#eventId,
+          expectedBooked: current.bookedSeats,
+          bookingId,
+          ticketIds: tickets.map((t) => t.id),
+          userId: user.id,
+          quantity,
+          now,
+          ...(idem ? { idempotency: { ...idem, status: 201, body } } : {}),
+        });
+      } catch (err) {
+        // The key was claimed meanwhile by a request for another event (another room).
+        if (idem && isConstraintError(err)) {
+          const settled = this.#settled(await keyState(database, user.id, idem.key), idem);
+          if (settled) return settled;
+        }
+        throw err;
+      }
+      if (booked === null) {
+        await this.#resync();
+        continue;
+      }
+      this.#event = { ...current, bookedSeats: booked };
+      this.#emit({
+        type: 'booking.created',
+        eventId: this.#eventId,
+        bookingId,
+        quantity,
+        ...this.#seats(),
+      });
+      if (idem) await this.#keyStored(now);
+      return { status: 201, body, replayed: false };
+    }
+    throw new Error(`event ${this.#eventId}: D1 kept disagreeing with the room's seat count`);
+  }
+
+  /** The stored answer for a key, a refusal for a key used otherwise, or null for a new key. */
+  #settled(state: KeyState, idem: Idempotency): Answer | null {
+    const settled = settle(state, idem.requestHash);
+    if (!settled) return null;
+    if (settled.kind === 'reused') {
+      throw new ChannelError(ErrorCode.idempotencyKeyReused, settled.message, 422);
+    }
+    return { status: settled.status, body: settled.body, replayed: true };
+  }
+
+  #refusal(
+    event: EventRow,
+    quantity: number,
+    now: number,
+  ): { code: string; message: string } | null {
+    const available = event.capacity - event.bookedSeats;
+    if (event.startsAt <= now) {
+      return { code: ErrorCode.bookingClosed, message: 'the event has started; booking is closed' };
+    }
+    if (available <= 0) return { code: ErrorCode.soldOut, message: 'the event is sold out' };
+    if (quantity > available) {
+      return {
+        code: ErrorCode.insufficientSeats,
+        message: `only ${available} seat${available === 1 ? '' : 's'} left; asked for ${quantity}`,
+      };
+    }
+    return null;
+  }
+
+  /** A 409 that is part of the booking's outcome: stored under the key like a success. */
+  async #refuse(
+    user: PublicUser,
+    refusal: { code: string; message: string },
+    idem: Idempotency | undefined,
+    now: number,
+  ): Promise<Answer> {
+    const { availableSeats } = this.#seats();
+    const body = JSON.stringify({ ...errorBody(refusal.code, refusal.message), availableSeats });
+    if (!idem) return { status: 409, body, replayed: false };
+    const stored = await storeRefusal(this.env.DB, {
+      userId: user.id,
+      key: idem.key,
+      requestHash: idem.requestHash,
+      status: 409,
+      body,
+      now,
+    });
+    await this.#keyStored(now);
+    // Ours, unless a request with the same key got there first (then its answer stands).
+    const first = this.#settled({ kind: 'answered', ...stored }, idem);
+    if (!first) throw new Error('a stored answer settled nothing');
+    return { ...first, replayed: first.body !== body };
+  }
+
+  async #cancel(user: PublicUser, bookingId: string) {
+    const database = db(this.env.DB);
+    const event = await this.#requireEvent();
+    const found = await findBooking(database, bookingId);
+    if (!found || found.booking.eventId !== this.#eventId) {
+      throw new ChannelError(ErrorCode.bookingNotFound, 'no such booking', 404);
+    }
+    const { booking, tickets } = found;
+    const manager = canManage(event, user);
+    if (booking.userId !== user.id && !manager) {
+      throw new ChannelError(
+        ErrorCode.forbidden,
+        "only the booking's holder, the event's organiser or an admin may cancel it",
+        403,
+      );
+    }
+    if (booking.status === 'cancelled') {
+      throw new ChannelError(ErrorCode.alreadyCancelled, 'this booking is already cancelled', 409);
+    }
+    // A booker may not void a ticket someone else now holds; the organiser (refunds) may.
+    if (!manager && tickets.some((t) => t.holderId !== booking.userId)) {
+      throw new ChannelError(
+        ErrorCode.ticketTransferred,
+        'a ticket of this booking was transferred; ask the organiser to cancel it',
+        409,
+      );
+    }
+    const now = Date.now();
+    const seats = await commitCancel(this.env.DB, {
+      eventId: this.#eventId,
+      bookingId,
+      quantity: booking.quantity,
+      by: user.id,
+      now,
+    });
+    if (!seats) {
+      throw new ChannelError(ErrorCode.alreadyCancelled, 'this booking is already cancelled', 409);
+    }
+    this.#event = { ...this.#loaded(), ...seats };
+    this.#emit({
+      type: 'booking.cancelled',
+      eventId: this.#eventId,
+      bookingId,
+      quantity: booking.quantity,
+      ...this.#seats(),
+    });
+    const cancelled = bookingView(
+      { ...booking, status: 'cancelled', cancelledAt: now, cancelledBy: user.id },
+      tickets.map((t) => ({ ...t, status: 'cancelled' as const })),
+    );
+    return { booking: cancelled, availableSeats: this.#seats().availableSeats };
+  }
+
+  // ---- tickets -----------------------------------------------------------------------
+
+  async #transfer(user: PublicUser, ticketId: string, toUserId: string) {
+    const database = db(this.env.DB);
+    const event = await this.#requireEvent();
+    const ticket = await findTicket(database, ticketId);
+    if (!ticket || ticket.eventId !== this.#eventId) {
+      throw new ChannelError(ErrorCode.ticketNotFound, 'no such ticket', 404);
+    }
+    if (ticket.holderId !== user.id) {
+      throw new ChannelError(ErrorCode.notHolder, 'only the ticket’s holder may transfer it', 403);
+    }
+    if (ticket.status !== 'valid') {
+      throw new ChannelError(ErrorCode.ticketCancelled, 'this ticket was cancelled', 409);
+    }
+    if (toUserId === user.id) {
+      throw new ChannelError(ErrorCode.invalidBody, 'you already hold this ticket', 400);
+    }
+    const recipient = await database.query.users.findFirst({
+      where: eq(schema.users.id, toUserId),
+      columns: { id: true, displayName: true, role: true },
+    });
+    if (!recipient) throw new ChannelError(ErrorCode.userNotFound, 'no such recipient', 404);
+    const to = { id: recipient.id, name: recipient.displayName, role: recipient.role };
+    if (!(await canSee(database, event, to))) {
+      throw new ChannelError(
+        ErrorCode.eventAccessDenied,
+        'the recipient has no access to this private event',
+        403,
+      );
+    }
+    const now = Date.now();
+    const transferId = crypto.randomUUID();
+    const moved = await commitTransfer(this.env.DB, {
+      ticketId,
+      fromUserId: user.id,
+      toUserId,
+      transferId,
+      now,
+    });
+    if (!moved) {
+      throw new ChannelError(ErrorCode.conflict, 'the ticket changed meanwhile; try again', 409);
+    }
+    this.#emit({
+      type: 'ticket.transferred',
+      eventId: this.#eventId,
+      ticketId,
+      bookingId: ticket.bookingId,
+    });
+    return {
+      ticket: ticketView({ ...ticket, holderId: toUserId }),
+      transfer: { id: transferId, ticketId, fromUserId: user.id, toUserId, transferredAt: now },
+    };
+  }
+
+  // ---- the event itself --------------------------------------------------------------
+
+  async #update(user: PublicUser, changes: EventChanges): Promise<{ event: EventView }> {
+    const database = db(this.env.DB);
+    const before = await this.#requireEvent();
+    if (!canManage(before, user)) {
+      throw new ChannelError(
+        ErrorCode.forbidden,
+        "only the event's organiser or an admin may change it",
+        403,
+      );
+    }
+    const changed = (Object.keys(changes) as (keyof EventChanges)[]).filter(
+      (k) => changes[k] !== undefined && changes[k] !== before[k],
+    );
+    if (changed.length === 0) return { event: eventView(before) };
+    const e = schema.events;
+    // The capacity guard lives in D1 too: it can never drop below the confirmed seats.
+    const [row] = await database
+      .update(e)
+      .set({ ...changes, updatedAt: Date.now() })
+      .where(
+        and(
+          eq(e.id, this.#eventId),
+          changes.capacity === undefined ? undefined : lte(e.bookedSeats, changes.capacity),
+        ),
+      )
+      .returning();
+    if (!row) {
+      await this.#resync();
+      throw new ChannelError(
+        ErrorCode.capacityBelowBooked,
+        `${this.#loaded().bookedSeats} seats are booked; capacity cannot go below that`,
+        409,
+      );
+    }
+    this.#event = row;
+    this.#emit({ type: 'event.updated', event: eventView(row), changed });
+    if (changed.includes('capacity')) {
+      this.#emit({
+        type: 'seats.updated',
+        eventId: this.#eventId,
+        reason: 'capacity_changed',
+        ...this.#seats(),
+      });
+    }
+    if (before.visibility === 'public' && row.visibility === 'private') {
+      await this.#closeWithoutAccess();
+    }
+    return { event: eventView(row) };
+  }
+
+  async #grant(user: PublicUser, userId: string) {
+    const database = db(this.env.DB);
+    const event = await this.#requireEvent();
+    this.#mustManage(event, user);
+    const exists = await database.query.users.findFirst({
+      where: eq(schema.users.id, userId),
+      columns: { id: true },
+    });
+    if (!exists) throw new ChannelError(ErrorCode.userNotFound, 'no such user', 404);
+    const grantedAt = Date.now();
+    const inserted = await database
+      .insert(schema.eventAccess)
+      .values({ eventId: this.#eventId, userId, grantedAt })
+      .onConflictDoNothing()
+      .returning({ userId: schema.eventAccess.userId });
+    return { eventId: this.#eventId, userId, created: inserted.length > 0 };
+  }
+
+  async #revoke(user: PublicUser, userId: string) {
+    const database = db(this.env.DB);
+    const event = await this.#requireEvent();
+    this.#mustManage(event, user);
+    const a = schema.eventAccess;
+    const removed = await database
+      .delete(a)
+      .where(and(eq(a.eventId, this.#eventId), eq(a.userId, userId)))
+      .returning({ userId: a.userId });
+    if (removed.length === 0) {
+      throw new ChannelError(ErrorCode.notFound, 'that user is not on the access list', 404);
+    }
+    if (event.visibility === 'private') await this.#closeWithoutAccess();
+    return { eventId: this.#eventId, userId };
+  }
+
+  #mustManage(event: EventRow, user: PublicUser): void {
+    if (!canManage(event, user)) {
+      throw new ChannelError(
+        ErrorCode.forbidden,
+        "only the event's organiser or an admin may manage its access list",
+        403,
+      );
+    }
+  }
+
+  /** Private now: sockets of anyone not on the list (and anonymous ones) are shut with 4403. */
+  async #closeWithoutAccess(): Promise<void> {
+    const event = this.#loaded();
+    const conns = [...this.connections()];
+    const userIds = [
+      ...new Set(
+        conns.flatMap((c) => (c.att.user && !canManage(event, c.att.user) ? [c.att.user.id] : [])),
+      ),
+    ];
+    const allowed = await withAccess(db(this.env.DB), this.#eventId, userIds);
+    const reason = 'no access to this private event';
+    for (const conn of conns) {
+      const u = conn.att.user;
+      if (!u) {
+        try {
+          conn.ws.close(CloseCode.forbidden, reason);
+        } catch {
+          // already closing
+        }
+      } else if (!canManage(event, u) && !allowed.has(u.id)) {
+        this.closeUser(u.id, CloseCode.forbidden, reason);
+      }
+    }
+  }
+
+  // ---- state -------------------------------------------------------------------------
+
+  async #requireEvent(): Promise<EventRow> {
+    if (!this.#event) this.#event = (await findEvent(db(this.env.DB), this.#eventId)) ?? null;
+    if (!this.#event) throw new ChannelError(ErrorCode.eventNotFound, 'no such event', 404);
+    return this.#event;
+  }
+
+  #loaded(): EventRow {
+    if (!this.#event) throw new ChannelError(ErrorCode.eventNotFound, 'no such event', 404);
+    return this.#event;
+  }
+
+  #seats(): Seats {
+    const { capacity, bookedSeats } = this.#loaded();
+    return { capacity, bookedSeats, availableSeats: Math.max(0, capacity - bookedSeats) };
+  }
+
+  /** D1 disagreed with the room: take D1's numbers and tell watchers if they moved. */
+  async #resync(): Promise<void> {
+    const before = this.#loaded();
+    const fresh = await findEvent(db(this.env.DB), this.#eventId);
+    if (!fresh) throw new ChannelError(ErrorCode.eventNotFound, 'no such event', 404);
+    this.#event = fresh;
+    if (fresh.bookedSeats !== before.bookedSeats || fresh.capacity !== before.capacity) {
+      this.#emit({
+        type: 'seats.updated',
+        eventId: this.#eventId,
+        reason: 'resync',
+        ...this.#seats(),
+      });
+    }
+  }
+
+  #emit(event: Unsequenced<EventChannelEvent>): void {
+    this.publish(event);
+  }
+
+  async #keyStored(now: number): Promise<void> {
+    this.log.setMeta('lastKeyAt', String(now));
+    await this.schedule(PRUNE_TASK, now + PRUNE_EVERY_MS, { ifEarlier: true });
+  }
+}
