@@ -1,29 +1,26 @@
 // A bookable event's channel: the single writer for its inventory. Bookings, cancellations,
 // transfers and edits run one at a time (`exclusive`), each committed to D1 in one guarded
 // transaction before anything is broadcast. Watchers get seat numbers with every change.
-import { and, eq, lte } from 'drizzle-orm';
 import { assertNever, ChannelError } from '../channel/errors';
 import { ChannelRoom, type Connection, frameTypesOf, type Handled } from '../channel/room';
-import { db, schema } from '../db/client';
+import { db } from '../db/client';
 import { errorBody } from '../http/errors';
-import { CloseCode, ErrorCode, type PublicUser } from '../protocol/core';
+import { ErrorCode, type PublicUser } from '../protocol/core';
 import {
   type BookingCreatedResponse,
   type BookingView,
   type EventChanges,
-  type EventChannelEvent,
   type EventClientFrame,
   type EventRoomSnapshot,
-  type EventView,
   eventClientFrame,
   IDEMPOTENCY_TTL_MS,
   type Seats,
   type TicketView,
 } from '../protocol/events';
+import { grantAccess, revokeAccess, updateEvent } from './event-admin';
 import {
   commitBooking,
   commitCancel,
-  commitTransfer,
   isConstraintError,
   type KeyState,
   keyState,
@@ -36,14 +33,14 @@ import {
   canManage,
   canSee,
   type EventRow,
+  type EventScope,
   eventChannel,
   eventView,
   findBooking,
   findEvent,
-  findTicket,
-  ticketView,
-  withAccess,
+  type UnsequencedEvent,
 } from './event-records';
+import { transferTicket } from './event-tickets';
 
 export { eventChannel };
 
@@ -59,8 +56,6 @@ export interface Idempotency {
   key: string;
   requestHash: string;
 }
-
-type Unsequenced<T> = T extends unknown ? Omit<T, 'seq' | 'at'> : never;
 
 const PRUNE_TASK = 'prune-idempotency-keys';
 const PRUNE_EVERY_MS = 60 * 60 * 1000;
@@ -131,20 +126,26 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
 
   transferTicket(eventId: string, user: PublicUser, ticketId: string, toUserId: string) {
     return this.rpc(eventChannel(eventId), () =>
-      this.exclusive(() => this.#transfer(user, ticketId, toUserId)),
+      this.exclusive(() => transferTicket(this.#scope(), user, ticketId, toUserId)),
     );
   }
 
   updateEvent(eventId: string, user: PublicUser, changes: EventChanges) {
-    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#update(user, changes)));
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => updateEvent(this.#scope(), user, changes)),
+    );
   }
 
   grantAccess(eventId: string, user: PublicUser, userId: string) {
-    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#grant(user, userId)));
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => grantAccess(this.#scope(), user, userId)),
+    );
   }
 
   revokeAccess(eventId: string, user: PublicUser, userId: string) {
-    return this.rpc(eventChannel(eventId), () => this.exclusive(() => this.#revoke(user, userId)));
+    return this.rpc(eventChannel(eventId), () =>
+      this.exclusive(() => revokeAccess(this.#scope(), user, userId)),
+    );
   }
 
   // ---- bookings ----------------------------------------------------------------------
@@ -337,182 +338,6 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
     return { booking: cancelled, availableSeats: this.#seats().availableSeats };
   }
 
-  // ---- tickets -----------------------------------------------------------------------
-
-  async #transfer(user: PublicUser, ticketId: string, toUserId: string) {
-    const database = db(this.env.DB);
-    const event = await this.#requireEvent();
-    const ticket = await findTicket(database, ticketId);
-    if (!ticket || ticket.eventId !== this.#eventId) {
-      throw new ChannelError(ErrorCode.ticketNotFound, 'no such ticket', 404);
-    }
-    if (ticket.holderId !== user.id) {
-      throw new ChannelError(ErrorCode.notHolder, 'only the ticket’s holder may transfer it', 403);
-    }
-    if (ticket.status !== 'valid') {
-      throw new ChannelError(ErrorCode.ticketCancelled, 'this ticket was cancelled', 409);
-    }
-    if (toUserId === user.id) {
-      throw new ChannelError(ErrorCode.invalidBody, 'you already hold this ticket', 400);
-    }
-    const recipient = await database.query.users.findFirst({
-      where: eq(schema.users.id, toUserId),
-      columns: { id: true, displayName: true, role: true },
-    });
-    if (!recipient) throw new ChannelError(ErrorCode.userNotFound, 'no such recipient', 404);
-    const to = { id: recipient.id, name: recipient.displayName, role: recipient.role };
-    if (!(await canSee(database, event, to))) {
-      throw new ChannelError(
-        ErrorCode.eventAccessDenied,
-        'the recipient has no access to this private event',
-        403,
-      );
-    }
-    const now = Date.now();
-    const transferId = crypto.randomUUID();
-    const moved = await commitTransfer(this.env.DB, {
-      ticketId,
-      fromUserId: user.id,
-      toUserId,
-      transferId,
-      now,
-    });
-    if (!moved) {
-      throw new ChannelError(ErrorCode.conflict, 'the ticket changed meanwhile; try again', 409);
-    }
-    this.#emit({
-      type: 'ticket.transferred',
-      eventId: this.#eventId,
-      ticketId,
-      bookingId: ticket.bookingId,
-    });
-    return {
-      ticket: ticketView({ ...ticket, holderId: toUserId }),
-      transfer: { id: transferId, ticketId, fromUserId: user.id, toUserId, transferredAt: now },
-    };
-  }
-
-  // ---- the event itself --------------------------------------------------------------
-
-  async #update(user: PublicUser, changes: EventChanges): Promise<{ event: EventView }> {
-    const database = db(this.env.DB);
-    const before = await this.#requireEvent();
-    if (!canManage(before, user)) {
-      throw new ChannelError(
-        ErrorCode.forbidden,
-        "only the event's organiser or an admin may change it",
-        403,
-      );
-    }
-    const changed = (Object.keys(changes) as (keyof EventChanges)[]).filter(
-      (k) => changes[k] !== undefined && changes[k] !== before[k],
-    );
-    if (changed.length === 0) return { event: eventView(before) };
-    const e = schema.events;
-    // The capacity guard lives in D1 too: it can never drop below the confirmed seats.
-    const [row] = await database
-      .update(e)
-      .set({ ...changes, updatedAt: Date.now() })
-      .where(
-        and(
-          eq(e.id, this.#eventId),
-          changes.capacity === undefined ? undefined : lte(e.bookedSeats, changes.capacity),
-        ),
-      )
-      .returning();
-    if (!row) {
-      await this.#resync();
-      throw new ChannelError(
-        ErrorCode.capacityBelowBooked,
-        `${this.#loaded().bookedSeats} seats are booked; capacity cannot go below that`,
-        409,
-      );
-    }
-    this.#event = row;
-    this.#emit({ type: 'event.updated', event: eventView(row), changed });
-    if (changed.includes('capacity')) {
-      this.#emit({
-        type: 'seats.updated',
-        eventId: this.#eventId,
-        reason: 'capacity_changed',
-        ...this.#seats(),
-      });
-    }
-    if (before.visibility === 'public' && row.visibility === 'private') {
-      await this.#closeWithoutAccess();
-    }
-    return { event: eventView(row) };
-  }
-
-  async #grant(user: PublicUser, userId: string) {
-    const database = db(this.env.DB);
-    const event = await this.#requireEvent();
-    this.#mustManage(event, user);
-    const exists = await database.query.users.findFirst({
-      where: eq(schema.users.id, userId),
-      columns: { id: true },
-    });
-    if (!exists) throw new ChannelError(ErrorCode.userNotFound, 'no such user', 404);
-    const grantedAt = Date.now();
-    const inserted = await database
-      .insert(schema.eventAccess)
-      .values({ eventId: this.#eventId, userId, grantedAt })
-      .onConflictDoNothing()
-      .returning({ userId: schema.eventAccess.userId });
-    return { eventId: this.#eventId, userId, created: inserted.length > 0 };
-  }
-
-  async #revoke(user: PublicUser, userId: string) {
-    const database = db(this.env.DB);
-    const event = await this.#requireEvent();
-    this.#mustManage(event, user);
-    const a = schema.eventAccess;
-    const removed = await database
-      .delete(a)
-      .where(and(eq(a.eventId, this.#eventId), eq(a.userId, userId)))
-      .returning({ userId: a.userId });
-    if (removed.length === 0) {
-      throw new ChannelError(ErrorCode.notFound, 'that user is not on the access list', 404);
-    }
-    if (event.visibility === 'private') await this.#closeWithoutAccess();
-    return { eventId: this.#eventId, userId };
-  }
-
-  #mustManage(event: EventRow, user: PublicUser): void {
-    if (!canManage(event, user)) {
-      throw new ChannelError(
-        ErrorCode.forbidden,
-        "only the event's organiser or an admin may manage its access list",
-        403,
-      );
-    }
-  }
-
-  /** Private now: sockets of anyone not on the list (and anonymous ones) are shut with 4403. */
-  async #closeWithoutAccess(): Promise<void> {
-    const event = this.#loaded();
-    const conns = [...this.connections()];
-    const userIds = [
-      ...new Set(
-        conns.flatMap((c) => (c.att.user && !canManage(event, c.att.user) ? [c.att.user.id] : [])),
-      ),
-    ];
-    const allowed = await withAccess(db(this.env.DB), this.#eventId, userIds);
-    const reason = 'no access to this private event';
-    for (const conn of conns) {
-      const u = conn.att.user;
-      if (!u) {
-        try {
-          conn.ws.close(CloseCode.forbidden, reason);
-        } catch {
-          // already closing
-        }
-      } else if (!canManage(event, u) && !allowed.has(u.id)) {
-        this.closeUser(u.id, CloseCode.forbidden, reason);
-      }
-    }
-  }
-
   // ---- state -------------------------------------------------------------------------
 
   async #requireEvent(): Promise<EventRow> {
@@ -532,7 +357,7 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
   }
 
   /** D1 disagreed with the room: take D1's numbers and tell watchers if they moved. */
-  async #resync(): Promise<void> {
+  async #resync(): Promise<EventRow> {
     const before = this.#loaded();
     const fresh = await findEvent(db(this.env.DB), this.#eventId);
     if (!fresh) throw new ChannelError(ErrorCode.eventNotFound, 'no such event', 404);
@@ -545,9 +370,32 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
         ...this.#seats(),
       });
     }
+    return fresh;
   }
 
-  #emit(event: Unsequenced<EventChannelEvent>): void {
+  #scope(): EventScope {
+    return {
+      d1: this.env.DB,
+      eventId: this.#eventId,
+      current: () => this.#requireEvent(),
+      replace: (row) => {
+        this.#event = row;
+      },
+      resync: () => this.#resync(),
+      seats: () => this.#seats(),
+      emit: (event) => this.#emit(event),
+      watchers: () =>
+        [...this.connections()].map((conn) => ({
+          user: conn.att.user,
+          close: (code: number, reason: string) => {
+            if (conn.att.user) this.closeUser(conn.att.user.id, code, reason);
+            else conn.ws.close(code, reason);
+          },
+        })),
+    };
+  }
+
+  #emit(event: UnsequencedEvent): void {
     this.publish(event);
   }
 

@@ -4,7 +4,13 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { schema } from '../db/client';
 import type { PublicUser } from '../protocol/core';
-import type { BookingView, EventView, TicketView } from '../protocol/events';
+import type {
+  BookingView,
+  EventChannelEvent,
+  EventView,
+  Seats,
+  TicketView,
+} from '../protocol/events';
 
 export type EventRow = typeof schema.events.$inferSelect;
 export type BookingRow = typeof schema.bookings.$inferSelect;
@@ -133,4 +139,24 @@ export async function existingUsers(database: Db, userIds: string[]): Promise<Se
     for (const r of rows) found.add(r.id);
   }
   return found;
+}
+
+type Unsequenced<T> = T extends unknown ? Omit<T, 'seq' | 'at'> : never;
+export type UnsequencedEvent = Unsequenced<EventChannelEvent>;
+
+/**
+ * What the EventRoom lends the modules that handle one of its concerns (edits and access in
+ * event-admin.ts, transfers in event-tickets.ts). They run inside the room's write queue.
+ */
+export interface EventScope {
+  readonly d1: D1Database;
+  readonly eventId: string;
+  /** The event as the room holds it; refuses with `event_not_found` if there is none. */
+  current(): Promise<EventRow>;
+  replace(row: EventRow): void;
+  /** Reloads the event from D1 and tells watchers if the seat numbers moved. */
+  resync(): Promise<EventRow>;
+  seats(): Seats;
+  emit(event: UnsequencedEvent): void;
+  watchers(): { user: PublicUser | null; close(code: number, reason: string): void }[];
 }
