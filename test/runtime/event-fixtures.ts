@@ -1,0 +1,120 @@
+// Fixtures for the event, booking and ticket tests: create events, book, read D1 directly.
+import type {
+  BookingCreatedResponse,
+  BookingView,
+  EventView,
+  TicketView,
+} from '../../worker/protocol/events';
+import { api, env, type TestUser, unique } from './helpers';
+
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface ErrorBody {
+  error: { code: string; message: string; fields?: { path: string; message: string }[] };
+}
+
+export async function createEvent(
+  organiser: TestUser,
+  fields: Record<string, unknown> = {},
+): Promise<EventView> {
+  const res = await api('/api/events', {
+    method: 'POST',
+    token: organiser.token,
+    json: {
+      title: unique('Night'),
+      venue: 'The Hall',
+      startsAt: Date.now() + 7 * DAY_MS,
+      capacity: 10,
+      ...fields,
+    },
+  });
+  if (res.status !== 201) throw new Error(`create event: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { event: EventView }).event;
+}
+
+export interface BookResult {
+  status: number;
+  text: string;
+  replayed: boolean;
+}
+
+/** Books through the worker; `key` becomes the Idempotency-Key header. */
+export async function book(
+  user: TestUser,
+  body: Record<string, unknown>,
+  key?: string,
+): Promise<BookResult> {
+  const res = await api('/api/bookings', {
+    method: 'POST',
+    token: user.token,
+    json: body,
+    ...(key === undefined ? {} : { headers: { 'idempotency-key': key } }),
+  });
+  return {
+    status: res.status,
+    text: await res.text(),
+    replayed: res.headers.get('idempotent-replayed') === 'true',
+  };
+}
+
+/** Books and expects a 201. */
+export async function booked(user: TestUser, eventId: string, quantity = 1): Promise<BookingView> {
+  const res = await book(user, { eventId, quantity });
+  if (res.status !== 201) throw new Error(`booking refused: ${res.status} ${res.text}`);
+  return (JSON.parse(res.text) as BookingCreatedResponse).booking;
+}
+
+export async function eventOf(eventId: string, token?: string): Promise<EventView> {
+  const res = await api(`/api/events/${eventId}`, token ? { token } : {});
+  if (res.status !== 200) throw new Error(`get event: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { event: EventView }).event;
+}
+
+export async function errorOf(res: Response): Promise<ErrorBody['error']> {
+  return ((await res.json()) as ErrorBody).error;
+}
+
+export async function ticketsOf(user: TestUser) {
+  const res = await api('/api/me/tickets', { token: user.token });
+  if (res.status !== 200) throw new Error(`my tickets: ${res.status} ${await res.text()}`);
+  return (
+    (await res.json()) as {
+      tickets: (TicketView & {
+        event: { id: string; title: string };
+        transfers: { fromUserId: string; toUserId: string }[];
+      })[];
+    }
+  ).tickets;
+}
+
+/** What D1 holds for an event: the counter and the rows behind it. */
+export async function ledger(eventId: string) {
+  const event = await env.DB.prepare('SELECT capacity, booked_seats FROM events WHERE id = ?')
+    .bind(eventId)
+    .first<{ capacity: number; booked_seats: number }>();
+  const bookings = await env.DB.prepare(
+    'SELECT id, user_id, quantity, status, idempotency_key FROM bookings WHERE event_id = ?',
+  )
+    .bind(eventId)
+    .all<{
+      id: string;
+      user_id: string;
+      quantity: number;
+      status: string;
+      idempotency_key: string | null;
+    }>();
+  const tickets = await env.DB.prepare(
+    'SELECT id, booking_id, holder_id, status FROM tickets WHERE event_id = ?',
+  )
+    .bind(eventId)
+    .all<{ id: string; booking_id: string; holder_id: string; status: string }>();
+  const confirmed = bookings.results.filter((b) => b.status === 'confirmed');
+  return {
+    capacity: event?.capacity ?? 0,
+    bookedSeats: event?.booked_seats ?? 0,
+    bookings: bookings.results,
+    confirmedSeats: confirmed.reduce((n, b) => n + b.quantity, 0),
+    validTickets: tickets.results.filter((t) => t.status === 'valid').length,
+    tickets: tickets.results,
+  };
+}
