@@ -7,13 +7,18 @@ import { notFound, onError } from './http/errors';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
+import { stationRoutes, stationSockets } from './routes/stations';
 
 const api = new Hono<AppEnv>()
   .route('/', authRoutes)
   .route('/', commentRoutes)
-  .route('/', eventRoutes);
+  .route('/', eventRoutes)
+  .route('/', stationRoutes);
 
-const sockets = new Hono<AppEnv>().route('/', commentSockets).route('/', eventSockets);
+const sockets = new Hono<AppEnv>()
+  .route('/', commentSockets)
+  .route('/', eventSockets)
+  .route('/', stationSockets);
 
 const app = new Hono<AppEnv>()
   .use(
@@ -42,3 +47,5 @@ export default app;
 
 export { CommentRoom } from './rooms/CommentRoom';
 export { EventRoom } from './rooms/EventRoom';
+export { Lobby } from './rooms/Lobby';
+export { StreamRoom } from './rooms/StreamRoom';

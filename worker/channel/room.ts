@@ -546,7 +546,13 @@ export abstract class ChannelRoom<
       at,
     );
     const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
+    // Two schedule() calls of one event interleave at the await above; each one sets the alarm
+    // to the earliest task known *now*, so a later, farther task never overrides a nearer one.
+    const next = this.sql
+      .exec<{ at: number | null }>('SELECT MIN(at) AS at FROM channel_tasks')
+      .one().at;
+    const target = next ?? at;
+    if (alarm === null || alarm > target) await this.ctx.storage.setAlarm(target);
   }
 
   override async alarm(): Promise<void> {

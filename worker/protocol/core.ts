@@ -47,6 +47,11 @@ export const ErrorCode = {
   notFound: 'not_found',
   conflict: 'conflict',
   internal: 'internal_error',
+  // Stations (docs/stations.md)
+  alreadyLive: 'already_live',
+  notLive: 'not_live',
+  muted: 'muted',
+  banned: 'banned',
   // HTTP-only
   invalidJson: 'invalid_json',
   invalidBody: 'invalid_body',

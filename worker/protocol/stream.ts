@@ -1,0 +1,262 @@
+// Station channels (StreamRoom): live state, now playing, listener counts, chat and reactions.
+// REST bodies for stations live here too, so the worker and the client validate alike.
+import { z } from 'zod';
+import type { CoreServerFrame, PublicUser, Sequenced, WelcomeFrame } from './core';
+import { pingFrame, requestId } from './core';
+
+export const CHAT_MAX_CHARS = 500;
+export const CHAT_PAGE_SIZE = 50;
+/** The reactions a listener can send; `❤️` is the "like". A closed set keeps the tally small. */
+export const REACTION_EMOJI = ['❤️', '🔥', '👏', '😂', '🎉', '👍'] as const;
+export type ReactionEmoji = (typeof REACTION_EMOJI)[number];
+export const MODERATION_MAX_SECONDS = 30 * 24 * 60 * 60;
+
+const text = (max: number) =>
+  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+/** An optional field that `null` clears. */
+const clearable = (max: number) => text(max).nullable().optional();
+
+export const chatBody = text(CHAT_MAX_CHARS);
+
+export const stationCreateBody = z
+  .object({
+    name: text(80),
+    description: z.string().trim().max(1000).default(''),
+    genre: text(40).nullable().default(null),
+  })
+  .strict();
+
+export const stationUpdateBody = z
+  .object({
+    name: text(80).optional(),
+    description: z.string().trim().max(1000).optional(),
+    genre: clearable(40),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
+
+const showFields = {
+  showTitle: text(120),
+  hostName: clearable(80),
+  showType: clearable(40),
+  trackName: clearable(200),
+  artistName: clearable(200),
+  trackId: clearable(128),
+};
+
+/** Going live: the show, and optionally what plays first (seed 000 `startStream`). */
+export const showInfo = z.object(showFields).strict();
+export type ShowInfo = z.infer<typeof showInfo>;
+
+const metadataFields = {
+  showTitle: text(120).optional(),
+  hostName: clearable(80),
+  trackName: clearable(200),
+  artistName: clearable(200),
+  trackId: clearable(128),
+};
+const someField = (m: Record<string, unknown>) =>
+  Object.keys(m).some((k) => k !== 'type' && k !== 'id' && m[k] !== undefined);
+const someFieldMessage = 'name at least one of showTitle, hostName, trackName, artistName, trackId';
+
+/** A now-playing change (seed 000 `updateMetadata`): only the named fields change. */
+export const metadataUpdate = z.object(metadataFields).strict().refine(someField, someFieldMessage);
+export type MetadataUpdate = z.infer<typeof metadataUpdate>;
+
+export const CHAT_MODERATION_ACTIONS = ['mute', 'unmute', 'ban', 'unban'] as const;
+export type ModerationAction = (typeof CHAT_MODERATION_ACTIONS)[number];
+
+const moderationFields = {
+  userId: z.string().min(1).max(64),
+  action: z.enum(CHAT_MODERATION_ACTIONS),
+  reason: text(200).optional(),
+  /** Omitted: until lifted. Ignored for unmute/unban. */
+  durationSeconds: z.number().int().min(1).max(MODERATION_MAX_SECONDS).optional(),
+};
+export const moderationBody = z.object(moderationFields).strict();
+export type ModerationRequest = z.infer<typeof moderationBody>;
+
+export const streamClientFrame = z.discriminatedUnion('type', [
+  pingFrame,
+  z.object({ type: z.literal('stream.start'), id: requestId.optional(), ...showFields }).strict(),
+  z.object({ type: z.literal('stream.stop'), id: requestId.optional() }).strict(),
+  z
+    .object({ type: z.literal('stream.metadata'), id: requestId.optional(), ...metadataFields })
+    .strict()
+    .refine(someField, someFieldMessage),
+  z.object({ type: z.literal('chat.send'), id: requestId.optional(), body: chatBody }).strict(),
+  z
+    .object({
+      type: z.literal('chat.delete'),
+      id: requestId.optional(),
+      messageId: z.string().min(1).max(64),
+    })
+    .strict(),
+  z
+    .object({ type: z.literal('chat.moderate'), id: requestId.optional(), ...moderationFields })
+    .strict(),
+  z
+    .object({
+      type: z.literal('reaction'),
+      id: requestId.optional(),
+      emoji: z.enum(REACTION_EMOJI),
+    })
+    .strict(),
+]);
+export type StreamClientFrame = z.infer<typeof streamClientFrame>;
+
+// ---- state -------------------------------------------------------------------------
+
+export interface StationInfo {
+  id: string;
+  ownerId: string;
+  name: string;
+  description: string;
+  genre: string | null;
+}
+
+export interface BroadcastSession {
+  id: string;
+  stationId: string;
+  showTitle: string;
+  hostName: string | null;
+  showType: string | null;
+  hostUserId: string;
+  startedAt: number;
+}
+
+export interface SessionSummary extends BroadcastSession {
+  endedAt: number;
+  peakListeners: number;
+  distinctListeners: number;
+  chatMessageCount: number;
+}
+
+export interface NowPlaying {
+  showTitle: string;
+  hostName: string | null;
+  showType: string | null;
+  trackName: string | null;
+  artistName: string | null;
+  trackId: string | null;
+  updatedAt: number;
+}
+
+/**
+ * `listeners` = distinct signed-in users + anonymous connections (two tabs of one user are
+ * one listener); `connections` = open sockets. `peak` and `distinct` belong to the current
+ * (or last) broadcast session. Rules in docs/stations.md.
+ */
+export interface ListenerCounts {
+  listeners: number;
+  connections: number;
+  users: number;
+  anonymous: number;
+  peak: number;
+  distinct: number;
+}
+
+export interface ChatMessage {
+  id: string;
+  stationId: string;
+  sessionId: string | null;
+  user: PublicUser;
+  body: string;
+  createdAt: number;
+}
+
+// ---- server frames -----------------------------------------------------------------
+
+export interface StreamStartedEvent extends Sequenced {
+  type: 'stream.started';
+  stationId: string;
+  session: BroadcastSession;
+  nowPlaying: NowPlaying;
+}
+
+export interface StreamStoppedEvent extends Sequenced {
+  type: 'stream.stopped';
+  stationId: string;
+  session: SessionSummary;
+}
+
+export interface StreamMetadataEvent extends Sequenced {
+  type: 'stream.metadata';
+  stationId: string;
+  nowPlaying: NowPlaying;
+  /** The fields this update named. */
+  changed: string[];
+}
+
+export interface ChatMessageEvent extends Sequenced {
+  type: 'chat.message';
+  message: ChatMessage;
+}
+
+export interface ChatDeletedEvent extends Sequenced {
+  type: 'chat.deleted';
+  messageId: string;
+  deletedBy: string;
+}
+
+/** Ephemeral, coalesced to at most about one a second. */
+export interface ListenersFrame extends ListenerCounts {
+  type: 'listeners';
+  stationId: string;
+}
+
+/** Ephemeral: the taps of one window, summed per emoji. */
+export interface ReactionsFrame {
+  type: 'reactions';
+  stationId: string;
+  counts: Partial<Record<ReactionEmoji, number>>;
+  windowMs: number;
+}
+
+/** Ephemeral, sent only to the moderated user's own sockets. A ban closes them with 4403. */
+export interface ModerationFrame {
+  type: 'moderation';
+  action: 'mute' | 'unmute';
+  /** When the mute ends; null while muted means until lifted. */
+  until: number | null;
+  reason: string | null;
+}
+
+export type StreamEvent =
+  | StreamStartedEvent
+  | StreamStoppedEvent
+  | StreamMetadataEvent
+  | ChatMessageEvent
+  | ChatDeletedEvent;
+export type StreamServerFrame =
+  | CoreServerFrame
+  | StreamEvent
+  | ListenersFrame
+  | ReactionsFrame
+  | ModerationFrame;
+
+export interface StreamSnapshot {
+  station: StationInfo;
+  live: boolean;
+  session: BroadcastSession | null;
+  nowPlaying: NowPlaying | null;
+  listeners: ListenerCounts;
+  /** Latest chat messages, oldest first (at most CHAT_PAGE_SIZE). */
+  chat: ChatMessage[];
+  you: {
+    /** Owner or admin: may start/stop, change metadata and moderate. */
+    canManage: boolean;
+    muted: boolean;
+    mutedUntil: number | null;
+  };
+}
+export type StreamWelcome = WelcomeFrame<StreamSnapshot>;
+
+/** A channel's view for REST (`GET /api/stations/:id`) and the lobby. */
+export interface StreamStatus {
+  station: StationInfo;
+  live: boolean;
+  session: BroadcastSession | null;
+  nowPlaying: NowPlaying | null;
+  listeners: ListenerCounts;
+}
