@@ -169,8 +169,10 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
       if (refusal) return this.#refuse(user, refusal, idem, now);
 
       const bookingId = crypto.randomUUID();
-      const tickets: TicketView[] = Array.from({ length: quantity }, () => ({
-        id: crypto.randomUUID(),
+      // Sorted so the answer lists tickets in the order every later read does (created, id).
+      const ticketIds = Array.from({ length: quantity }, () => crypto.randomUUID()).sort();
+      const tickets: TicketView[] = ticketIds.map((id) => ({
+        id,
         bookingId,
         eventId: this.#eventId,
         holderId: user.id,
@@ -199,7 +201,7 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
           eventId: this.#eventId,
           expectedBooked: current.bookedSeats,
           bookingId,
-          ticketIds: tickets.map((t) => t.id),
+          ticketIds,
           userId: user.id,
           quantity,
           now,
