@@ -54,7 +54,7 @@ export class StreamRoom extends LiveRoom {
     const user = conn.att.user;
     const mod = user ? this.#moderation.status(user.id) : null;
     return {
-      ...this.status(),
+      ...this.status(conn),
       chat: this.#recent,
       you: {
         canManage: this.canManage(user),

@@ -11,7 +11,9 @@ function listenerKey(conn: Connection): string {
 }
 
 export class Audience {
-  #anonymous = 0;
+  // Connection ids, not a number: the welcome counts its own socket before onJoin runs, and
+  // counting the same connection twice must change nothing.
+  readonly #anonymous = new Set<string>();
   #peak: number;
   #distinct: number;
 
@@ -23,7 +25,7 @@ export class Audience {
     sql.exec(
       'CREATE TABLE IF NOT EXISTS stream_listeners (key TEXT PRIMARY KEY, at INTEGER NOT NULL)',
     );
-    for (const conn of roster) if (!conn.att.user) this.#anonymous += 1;
+    for (const conn of roster) if (!conn.att.user) this.#anonymous.add(conn.att.cid);
     this.#peak = Number(log.getMeta('peak') ?? '0');
     this.#distinct = sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM stream_listeners').one().n;
   }
@@ -36,13 +38,14 @@ export class Audience {
     return this.#distinct;
   }
 
+  /** Counts a connection in (idempotent). */
   joined(conn: Connection, live: boolean): void {
-    if (!conn.att.user) this.#anonymous += 1;
+    if (!conn.att.user) this.#anonymous.add(conn.att.cid);
     if (live) this.#remember(conn);
   }
 
   left(conn: Connection): void {
-    if (!conn.att.user) this.#anonymous = Math.max(0, this.#anonymous - 1);
+    this.#anonymous.delete(conn.att.cid);
   }
 
   /** Raises the session's peak (durably) when the current count passes it; never lowers it. */
@@ -53,12 +56,13 @@ export class Audience {
   }
 
   counts(users: number, connections: number, live: boolean): ListenerCounts {
-    const listeners = users + this.#anonymous;
+    const anonymous = this.#anonymous.size;
+    const listeners = users + anonymous;
     return {
       listeners,
       connections,
       users,
-      anonymous: this.#anonymous,
+      anonymous,
       peak: live ? Math.max(this.#peak, listeners) : this.#peak,
       distinct: this.#distinct,
     };

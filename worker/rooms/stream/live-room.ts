@@ -239,7 +239,9 @@ export abstract class LiveRoom extends ChannelRoom<StreamClientFrame, StreamSnap
     return this.#audience.counts(users, connections, this.#live !== null);
   }
 
-  protected status(): StreamStatus {
+  /** `joining`: the connection being welcomed, counted before its onJoin runs. */
+  protected status(joining?: Connection): StreamStatus {
+    if (joining) this.#audience.joined(joining, this.#live !== null);
     return {
       station: this.info(),
       live: this.#live !== null,
