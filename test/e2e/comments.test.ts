@@ -1,7 +1,8 @@
 // Comment rooms end to end against `wrangler dev`: two users with two tabs each (one user on
 // plain `ws` sockets, the other on the SDK over partysocket), comments, typing, presence, and a
 // dropped connection that resumes without loss.
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { type Channel, WavecastClient } from '../../client/sdk';
 import type {
@@ -158,6 +159,29 @@ describe('comment room end to end', () => {
     expect(ben1Frames.filter((f) => f.type === 'presence.left')).toHaveLength(1);
     ben1.close();
     ben2.close();
+  });
+
+  it('never writes a token into the server log, valid or not', async () => {
+    const user = await register();
+    const room = await connect(`/ws/comments/${unique('story')}`, { token: user.token });
+    await room.next('welcome');
+    room.send({ type: 'comment.create', id: 'x', body: 'logged?' });
+    await room.next('ack');
+    room.close();
+    await connect('/ws/comments/x', { token: `${user.token}tampered` }).catch(() => undefined);
+    await api('/api/me', { token: user.token });
+    await api('/api/me', { token: 'eyJhbGciOiJIUzI1NiJ9.broken.signature' });
+    // The request lines are printed as they complete; wait until ours are there.
+    await until(
+      () => readFileSync(inject('serverLog'), 'utf8').includes('GET /api/me 401'),
+      'request log lines',
+    );
+    const log = readFileSync(inject('serverLog'), 'utf8');
+    expect(log).toContain(`GET /ws/comments/`);
+    expect(log).not.toContain(user.token);
+    expect(log).not.toContain(user.token.split('.')[2]);
+    expect(log).not.toContain('broken.signature');
+    expect(log).not.toMatch(/token=/);
   });
 
   it('refuses an invalid token before any room is reached', async () => {

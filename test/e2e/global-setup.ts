@@ -1,7 +1,7 @@
 // Starts `wrangler dev` (local D1 with every migration applied, a fresh state folder) on a free
 // loopback port, waits until it answers, and stops it by PID when the run ends.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -12,6 +12,8 @@ export const E2E_ADMIN = 'admin@e2e.test';
 declare module 'vitest' {
   export interface ProvidedContext {
     baseUrl: string;
+    /** Everything `wrangler dev` printed, so tests can check what reaches the logs. */
+    serverLog: string;
   }
 }
 
@@ -83,8 +85,14 @@ export default async function setup(project: TestProject) {
     { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env } },
   );
   const output: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
+  const serverLog = join(root, '.e2e', `wrangler-${process.pid}.log`);
+  writeFileSync(serverLog, '');
+  const record = (d: Buffer) => {
+    output.push(d.toString());
+    appendFileSync(serverLog, d);
+  };
+  child.stdout?.on('data', record);
+  child.stderr?.on('data', record);
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
     await waitUntilHealthy(baseUrl, child, 90_000);
@@ -94,12 +102,14 @@ export default async function setup(project: TestProject) {
     throw err;
   }
   project.provide('baseUrl', baseUrl);
+  project.provide('serverLog', serverLog);
 
   return async () => {
     stop(child);
     await new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
     if (process.env.E2E_LOG) console.log(output.join(''));
     rmSync(state, { recursive: true, force: true });
+    rmSync(serverLog, { force: true });
   };
 }
 
