@@ -29,6 +29,8 @@ const app = new Hono<AppEnv>()
         return allowed.includes('*') || allowed.includes(origin) ? origin : null;
       },
       allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
+      // Lets browser clients tell a replayed booking answer from a fresh one (docs/bookings.md).
+      exposeHeaders: ['Idempotent-Replayed'],
       maxAge: 600,
     }),
   )

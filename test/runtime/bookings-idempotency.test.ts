@@ -70,6 +70,18 @@ describe('retrying with the same Idempotency-Key', () => {
     expect((await ledger(event.id)).bookings[0]?.idempotency_key).toBe(key);
   });
 
+  it('lets browser clients read the replay header', async () => {
+    const event = await createEvent(organiser);
+    const res = await api('/api/bookings', {
+      method: 'POST',
+      token: alice.token,
+      headers: { origin: 'https://app.example.test', 'idempotency-key': unique('key') },
+      json: { eventId: event.id },
+    });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('access-control-expose-headers')).toContain('Idempotent-Replayed');
+  });
+
   it('treats a body that only spells out the default quantity as the same request', async () => {
     const event = await createEvent(organiser);
     const key = unique('key');
