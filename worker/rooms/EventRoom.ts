@@ -25,6 +25,7 @@ import {
   type KeyState,
   keyState,
   pruneIdempotencyKeys,
+  refusalFor,
   settle,
   storeRefusal,
 } from './event-inventory';
@@ -165,7 +166,7 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
     for (let round = 0; round < MAX_RESYNCS; round++) {
       const now = Date.now();
       const current = this.#loaded();
-      const refusal = this.#refusal(current, quantity, now);
+      const refusal = refusalFor(current, quantity, now);
       if (refusal) return this.#refuse(user, refusal, idem, now);
 
       const bookingId = crypto.randomUUID();
@@ -241,25 +242,6 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
       throw new ChannelError(ErrorCode.idempotencyKeyReused, settled.message, 422);
     }
     return { status: settled.status, body: settled.body, replayed: true };
-  }
-
-  #refusal(
-    event: EventRow,
-    quantity: number,
-    now: number,
-  ): { code: string; message: string } | null {
-    const available = event.capacity - event.bookedSeats;
-    if (event.startsAt <= now) {
-      return { code: ErrorCode.bookingClosed, message: 'the event has started; booking is closed' };
-    }
-    if (available <= 0) return { code: ErrorCode.soldOut, message: 'the event is sold out' };
-    if (quantity > available) {
-      return {
-        code: ErrorCode.insufficientSeats,
-        message: `only ${available} seat${available === 1 ? '' : 's'} left; asked for ${quantity}`,
-      };
-    }
-    return null;
   }
 
   /** A 409 that is part of the booking's outcome: stored under the key like a success. */

@@ -4,6 +4,7 @@
 import { and, eq, gte, lt } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { schema } from '../db/client';
+import { ErrorCode } from '../protocol/core';
 import { type BookingRequest, IDEMPOTENCY_TTL_MS } from '../protocol/events';
 
 export const BOOKING_SCOPE = 'booking';
@@ -20,6 +21,26 @@ export async function requestHash(request: BookingRequest): Promise<string> {
   const canonical = JSON.stringify({ eventId: request.eventId, quantity: request.quantity });
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Why a booking cannot be had right now, judged on the room's numbers; null if it fits. */
+export function refusalFor(
+  event: { capacity: number; bookedSeats: number; startsAt: number },
+  quantity: number,
+  now: number,
+): { code: string; message: string } | null {
+  const available = event.capacity - event.bookedSeats;
+  if (event.startsAt <= now) {
+    return { code: ErrorCode.bookingClosed, message: 'the event has started; booking is closed' };
+  }
+  if (available <= 0) return { code: ErrorCode.soldOut, message: 'the event is sold out' };
+  if (quantity > available) {
+    return {
+      code: ErrorCode.insufficientSeats,
+      message: `only ${available} seat${available === 1 ? '' : 's'} left; asked for ${quantity}`,
+    };
+  }
+  return null;
 }
 
 /** What the room or the worker does with a key's state: replay, refuse, or go ahead (null). */
