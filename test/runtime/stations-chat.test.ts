@@ -188,7 +188,7 @@ describe('sending', () => {
         json: { body: 'by rest' },
       });
     }
-    await watcher.socket.next((f) => f.type === 'chat.message' && f.seq === first.seq + 1);
+    await watcher.socket.next((f) => f.type === 'chat.message' && f.seq === (first.seq ?? 0) + 1);
     await new Promise((r) => setTimeout(r, 100));
     expect(watcher.socket.all('chat.message')).toHaveLength(2);
     expect((await chatRows(station.id)).map((r) => r.body)).toEqual(['only once', 'by rest']);
