@@ -29,6 +29,8 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
   protected readonly frames = lobbyClientFrame;
   readonly #reports = new Map<string, StationReport>();
   #lastFlush = 0;
+  // Welcomes read the sorted live list; a burst of dashboards should not sort it each time.
+  #liveSorted: StationReport[] | null = null;
   // Admin views are cheap to rebuild; losing this flag to an eviction only skips one refresh.
   #adminDirty = false;
 
@@ -113,6 +115,7 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
       prev.listeners.peak !== report.listeners.peak;
     const dirty = isLive !== null && isLive === wasLive && countsMoved;
     this.#reports.set(id, report);
+    this.#liveSorted = null;
     this.sql.exec(
       `INSERT INTO lobby_directory (station_id, version, dirty, report) VALUES (?, ?, ?, ?)
        ON CONFLICT(station_id) DO UPDATE SET version = excluded.version,
@@ -172,9 +175,10 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
   }
 
   #live(): StationReport[] {
-    return [...this.#reports.values()]
+    this.#liveSorted ??= [...this.#reports.values()]
       .filter((r) => r.live && r.session && r.nowPlaying)
       .sort((a, b) => b.listeners.listeners - a.listeners.listeners);
+    return this.#liveSorted;
   }
 
   #adminView(): AdminView {
