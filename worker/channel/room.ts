@@ -10,30 +10,22 @@ import {
   HEARTBEAT_RESPONSE,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
-  type PresenceMember,
   type PresenceSnapshot,
   type PublicUser,
   type RecoveryInfo,
   type WelcomeFrame,
 } from '../protocol/core';
 import { ChannelError } from './errors';
+import { frameBytes, parseFrame } from './frames';
 import { readForwarded } from './identity';
+import { type Once, RequestLedger } from './ledger';
 import { type Retention, SequenceLog } from './log';
-import { type BucketOptions, TokenBucket } from './rate-limit';
+import type { BucketOptions } from './rate-limit';
+import { type Attachment, type Connection, Roster } from './roster';
+import { TaskScheduler } from './tasks';
 
-export interface Attachment {
-  /** Connection id, shown to the client in its welcome. */
-  cid: string;
-  user: PublicUser | null;
-  connectedAt: number;
-}
-
-export interface Connection {
-  readonly ws: WebSocket;
-  readonly att: Attachment;
-  lastSeen: number;
-  bucket: TokenBucket;
-}
+export { frameTypesOf } from './frames';
+export type { Attachment, Connection } from './roster';
 
 export interface RoomOptions {
   kind: string;
@@ -78,10 +70,9 @@ export abstract class ChannelRoom<
   protected readonly log: SequenceLog;
   protected readonly options: RoomOptions;
   readonly #frameTypes: ReadonlySet<string>;
-  readonly #conns = new Map<string, Connection>();
-  readonly #bySocket = new WeakMap<WebSocket, Connection>();
-  readonly #byUser = new Map<string, Set<string>>();
-  readonly #inflight = new Map<string, Promise<string>>();
+  readonly #roster: Roster;
+  readonly #ledger: RequestLedger;
+  readonly #tasks: TaskScheduler;
   #queue: Promise<unknown> = Promise.resolve();
   #ready: Promise<void> | null = null;
   #channel: string | undefined;
@@ -109,12 +100,9 @@ export abstract class ChannelRoom<
     this.#frameTypes = new Set(options.frameTypes);
     this.sql = ctx.storage.sql;
     this.log = new SequenceLog(this.sql, this.options.retention);
-    this.sql.exec(
-      'CREATE TABLE IF NOT EXISTS channel_requests (key TEXT PRIMARY KEY, at INTEGER NOT NULL, response TEXT NOT NULL)',
-    );
-    this.sql.exec(
-      'CREATE TABLE IF NOT EXISTS channel_tasks (name TEXT PRIMARY KEY, at INTEGER NOT NULL)',
-    );
+    this.#roster = new Roster(this.options.rate);
+    this.#ledger = new RequestLedger(this.sql, this.options.requestTtlMs);
+    this.#tasks = new TaskScheduler(this.sql, ctx.storage);
     ctx.setWebSocketAutoResponse(
       new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE),
     );
@@ -122,7 +110,7 @@ export abstract class ChannelRoom<
     const now = Date.now();
     for (const ws of ctx.getWebSockets()) {
       const att = ws.deserializeAttachment() as Attachment | null;
-      if (att?.cid) this.#track(ws, att, now);
+      if (att?.cid) this.#roster.add(ws, att, now);
     }
   }
 
@@ -139,7 +127,23 @@ export abstract class ChannelRoom<
       if (!name) return Promise.reject(new Error('channel name unknown'));
       if (!stored) this.log.setMeta('channel', name);
       this.#channel = name;
-      this.#ready = this.ctx.blockConcurrencyWhile(() => this.load(name));
+      // A throw inside blockConcurrencyWhile resets the whole object (and its sockets), so a
+      // failed load (say, a D1 hiccup) is caught there, fails only this request, and the next
+      // request loads again.
+      this.#ready = this.ctx
+        .blockConcurrencyWhile(async () => {
+          try {
+            await this.load(name);
+            return null;
+          } catch (err) {
+            return err;
+          }
+        })
+        .then((err) => {
+          if (err === null) return;
+          this.#ready = null;
+          throw err;
+        });
     }
     return this.#ready;
   }
@@ -175,8 +179,7 @@ export abstract class ChannelRoom<
     const att: Attachment = { cid: crypto.randomUUID(), user, connectedAt: Date.now() };
     this.ctx.acceptWebSocket(server, user ? [`u:${user.id}`] : ['anon']);
     server.serializeAttachment(att);
-    const conn = this.#track(server, att, att.connectedAt);
-    const firstOfUser = user ? this.#byUser.get(user.id)?.size === 1 : false;
+    const { conn, firstOfUser } = this.#roster.add(server, att, att.connectedAt);
 
     // Everything from here to the end of the replay is synchronous, so no event can slip
     // between the snapshot, the welcome's seq and the replayed frames.
@@ -216,7 +219,7 @@ export abstract class ChannelRoom<
   // ---- frames ----------------------------------------------------------------------
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const conn = this.#connOf(ws);
+    const conn = this.#roster.find(ws);
     if (!conn) return; // not a socket this room accepted
     try {
       await this.ready();
@@ -230,71 +233,27 @@ export abstract class ChannelRoom<
   async #handleMessage(conn: Connection, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
     conn.lastSeen = now;
-    const bytes =
-      typeof message === 'string'
-        ? message.length * 3 <= MAX_FRAME_BYTES
-          ? message.length
-          : new TextEncoder().encode(message).byteLength
-        : message.byteLength;
-    if (bytes > MAX_FRAME_BYTES) {
-      this.#close(conn, CloseCode.tooBig, `frame over ${MAX_FRAME_BYTES} bytes`);
+    if (frameBytes(message) > MAX_FRAME_BYTES) {
+      this.closeConnection(conn, CloseCode.tooBig, `frame over ${MAX_FRAME_BYTES} bytes`);
       return;
     }
     const taken = conn.bucket.take(now);
     if (taken === 'close') {
-      this.#close(conn, CloseCode.rateLimited, 'too many frames');
+      this.closeConnection(conn, CloseCode.rateLimited, 'too many frames');
       return;
     }
     if (taken === 'warn') {
-      this.sendTo(
-        conn,
-        new ChannelError(ErrorCode.rateLimited, 'slow down: frame dropped').toFrame(),
-      );
+      const warning = new ChannelError(ErrorCode.rateLimited, 'slow down: frame dropped');
+      this.sendTo(conn, warning.toFrame());
       return;
     }
-    if (typeof message !== 'string') {
-      this.sendTo(
-        conn,
-        new ChannelError(ErrorCode.binaryNotSupported, 'send JSON text frames').toFrame(),
-      );
+    const parsed = parseFrame(message, this.#frameTypes, this.frames);
+    const id = parsed.id;
+    if ('error' in parsed) {
+      this.sendTo(conn, parsed.error.toFrame(id));
       return;
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(message);
-    } catch {
-      this.sendTo(
-        conn,
-        new ChannelError(ErrorCode.malformedJson, 'frame is not valid JSON').toFrame(),
-      );
-      return;
-    }
-    const id = requestIdOf(raw);
-    const type = isRecord(raw) ? raw.type : undefined;
-    if (typeof type !== 'string') {
-      this.sendTo(conn, invalid([{ path: 'type', message: 'must be a string' }]).toFrame(id));
-      return;
-    }
-    if (!this.#frameTypes.has(type)) {
-      this.sendTo(
-        conn,
-        new ChannelError(
-          ErrorCode.unknownType,
-          `unknown frame type "${type.slice(0, 64)}"`,
-        ).toFrame(id),
-      );
-      return;
-    }
-    const parsed = this.frames.safeParse(raw);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => ({
-        path: i.path.map(String).join('.'),
-        message: i.message,
-      }));
-      this.sendTo(conn, invalid(issues).toFrame(id));
-      return;
-    }
-    const frame = parsed.data;
+    const frame = parsed.frame;
     if (frame.type === 'ping') {
       this.sendTo(conn, id === undefined ? { type: 'pong' } : { type: 'pong', id });
       return;
@@ -327,37 +286,8 @@ export abstract class ChannelRoom<
    * a concurrent repeat waits for the first. Only successes are stored, so a refused
    * request can be retried.
    */
-  protected async idempotent<T>(
-    key: string,
-    apply: () => Promise<T>,
-  ): Promise<{ json: string; value: T; duplicate: boolean }> {
-    const stored = this.sql
-      .exec<{ response: string }>('SELECT response FROM channel_requests WHERE key = ?', key)
-      .toArray()[0];
-    if (stored)
-      return { json: stored.response, value: JSON.parse(stored.response) as T, duplicate: true };
-    const running = this.#inflight.get(key);
-    if (running) {
-      const json = await running;
-      return { json, value: JSON.parse(json) as T, duplicate: true };
-    }
-    const task = apply().then((value) => {
-      const json = JSON.stringify(value);
-      this.sql.exec(
-        'INSERT OR REPLACE INTO channel_requests (key, at, response) VALUES (?, ?, ?)',
-        key,
-        Date.now(),
-        json,
-      );
-      return json;
-    });
-    this.#inflight.set(key, task);
-    try {
-      const json = await task;
-      return { json, value: JSON.parse(json) as T, duplicate: false };
-    } finally {
-      this.#inflight.delete(key);
-    }
+  protected idempotent<T>(key: string, apply: () => Promise<T>): Promise<Once<T>> {
+    return this.#ledger.once(key, apply);
   }
 
   /** Serialises writes: each `fn` starts after the previous one settled. */
@@ -396,7 +326,7 @@ export abstract class ChannelRoom<
   }
 
   protected broadcastRaw(json: string, filter?: (conn: Connection) => boolean): void {
-    for (const conn of this.#conns.values()) {
+    for (const conn of this.#roster.all()) {
       if (filter && !filter(conn)) continue;
       try {
         conn.ws.send(json);
@@ -415,80 +345,16 @@ export abstract class ChannelRoom<
   }
 
   protected connections(): IterableIterator<Connection> {
-    return this.#conns.values();
+    return this.#roster.all();
   }
 
   /** Closes every socket of a user (ban, forced logout). */
   protected closeUser(userId: string, code: number, reason: string): void {
-    for (const cid of [...(this.#byUser.get(userId) ?? [])]) {
-      const conn = this.#conns.get(cid);
-      if (conn) this.#close(conn, code, reason);
-    }
+    for (const conn of this.#roster.ofUser(userId)) this.closeConnection(conn, code, reason);
   }
 
-  // ---- presence --------------------------------------------------------------------
-
-  protected presenceCounts(): { users: number; connections: number } {
-    return { users: this.#byUser.size, connections: this.#conns.size };
-  }
-
-  protected presenceSnapshot(): PresenceSnapshot {
-    const counts = this.presenceCounts();
-    if (this.options.presence === 'counts') return counts;
-    const members: PresenceMember[] = [];
-    for (const cids of this.#byUser.values()) {
-      const first = this.#conns.get(cids.values().next().value as string);
-      if (first?.att.user) members.push({ user: first.att.user, connections: cids.size });
-    }
-    return { ...counts, members };
-  }
-
-  #track(ws: WebSocket, att: Attachment, now: number): Connection {
-    const conn: Connection = {
-      ws,
-      att,
-      lastSeen: now,
-      bucket: new TokenBucket(this.options.rate, now),
-    };
-    this.#conns.set(att.cid, conn);
-    this.#bySocket.set(ws, conn);
-    if (att.user) {
-      const set = this.#byUser.get(att.user.id) ?? new Set<string>();
-      set.add(att.cid);
-      this.#byUser.set(att.user.id, set);
-    }
-    return conn;
-  }
-
-  #connOf(ws: WebSocket): Connection | undefined {
-    const known = this.#bySocket.get(ws);
-    if (known) return known;
-    const att = ws.deserializeAttachment() as Attachment | null;
-    const conn = att?.cid ? this.#conns.get(att.cid) : undefined;
-    if (conn) this.#bySocket.set(ws, conn);
-    return conn;
-  }
-
-  /** Removes a connection from the roster once; announces the user's leave if it was their last. */
-  #untrack(conn: Connection): void {
-    if (!this.#conns.delete(conn.att.cid)) return;
-    let lastOfUser = false;
-    const user = conn.att.user;
-    if (user) {
-      const set = this.#byUser.get(user.id);
-      set?.delete(conn.att.cid);
-      if (set && set.size === 0) {
-        this.#byUser.delete(user.id);
-        lastOfUser = true;
-      }
-    }
-    if (user && lastOfUser && this.options.presence === 'members') {
-      this.broadcast({ type: 'presence.left', user, ...this.presenceCounts() });
-    }
-    this.onLeave(conn, lastOfUser);
-  }
-
-  #close(conn: Connection, code: number, reason: string): void {
+  /** Closes one socket and takes it off the roster at once (not waiting for its close event). */
+  protected closeConnection(conn: Connection, code: number, reason: string): void {
     try {
       conn.ws.close(code, reason);
     } catch {
@@ -497,10 +363,33 @@ export abstract class ChannelRoom<
     this.#untrack(conn);
   }
 
+  // ---- presence --------------------------------------------------------------------
+
+  protected presenceCounts(): { users: number; connections: number } {
+    return this.#roster.counts();
+  }
+
+  protected presenceSnapshot(): PresenceSnapshot {
+    const counts = this.#roster.counts();
+    if (this.options.presence === 'counts') return counts;
+    return { ...counts, members: this.#roster.members() };
+  }
+
+  /** Takes a connection off the roster once; announces the user's leave if it was their last. */
+  #untrack(conn: Connection): void {
+    const removed = this.#roster.remove(conn);
+    if (!removed) return;
+    const user = conn.att.user;
+    if (user && removed.lastOfUser && this.options.presence === 'members') {
+      this.broadcast({ type: 'presence.left', user, ...this.presenceCounts() });
+    }
+    this.onLeave(conn, removed.lastOfUser);
+  }
+
   // ---- closing ---------------------------------------------------------------------
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    const conn = this.#connOf(ws);
+    const conn = this.#roster.find(ws);
     try {
       // Complete the handshake; 1005/1006 are reserved and cannot be sent back.
       ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
@@ -517,7 +406,7 @@ export abstract class ChannelRoom<
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    const conn = this.#connOf(ws);
+    const conn = this.#roster.find(ws);
     console.error(`${this.constructor.name} ${this.#channel ?? '?'}: socket error`, error);
     if (!conn) return;
     try {
@@ -531,38 +420,14 @@ export abstract class ChannelRoom<
   // ---- alarms ----------------------------------------------------------------------
 
   /** Schedules a named task; one alarm serves them all. */
-  protected async schedule(
-    name: string,
-    at: number,
-    opts: { ifEarlier?: boolean } = {},
-  ): Promise<void> {
-    const current = this.sql
-      .exec<{ at: number }>('SELECT at FROM channel_tasks WHERE name = ?', name)
-      .toArray()[0];
-    if (current && opts.ifEarlier && current.at <= at) return;
-    this.sql.exec(
-      'INSERT INTO channel_tasks (name, at) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET at = excluded.at',
-      name,
-      at,
-    );
-    const alarm = await this.ctx.storage.getAlarm();
-    // Two schedule() calls of one event interleave at the await above; each one sets the alarm
-    // to the earliest task known *now*, so a later, farther task never overrides a nearer one.
-    const next = this.sql
-      .exec<{ at: number | null }>('SELECT MIN(at) AS at FROM channel_tasks')
-      .one().at;
-    const target = next ?? at;
-    if (alarm === null || alarm > target) await this.ctx.storage.setAlarm(target);
+  protected schedule(name: string, at: number, opts: { ifEarlier?: boolean } = {}): Promise<void> {
+    return this.#tasks.schedule(name, at, opts);
   }
 
   override async alarm(): Promise<void> {
     await this.ready();
     const now = Date.now();
-    const due = this.sql
-      .exec<{ name: string }>('SELECT name FROM channel_tasks WHERE at <= ? ORDER BY at', now)
-      .toArray();
-    for (const { name } of due) {
-      this.sql.exec('DELETE FROM channel_tasks WHERE name = ?', name);
+    for (const name of this.#tasks.takeDue(now)) {
       try {
         if (name === SWEEP_TASK) await this.sweep(now);
         else await this.onTask(name);
@@ -570,10 +435,7 @@ export abstract class ChannelRoom<
         console.error(`${this.constructor.name} ${this.#channel ?? '?'}: task ${name} failed`, err);
       }
     }
-    const next = this.sql
-      .exec<{ at: number | null }>('SELECT MIN(at) AS at FROM channel_tasks')
-      .one().at;
-    if (next !== null) await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
+    await this.#tasks.rearm();
   }
 
   /**
@@ -583,7 +445,7 @@ export abstract class ChannelRoom<
   async sweep(now = Date.now()): Promise<{ closed: number }> {
     const timeoutMs = Number(this.env.HEARTBEAT_TIMEOUT_SECONDS || '75') * 1000;
     let closed = 0;
-    for (const conn of [...this.#conns.values()]) {
+    for (const conn of [...this.#roster.all()]) {
       let heartbeat = 0;
       try {
         heartbeat = this.ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? 0;
@@ -595,41 +457,15 @@ export abstract class ChannelRoom<
         this.#untrack(conn);
         closed += 1;
       } else if (now - seen > timeoutMs) {
-        this.#close(conn, CloseCode.heartbeatTimeout, 'heartbeat timeout');
+        this.closeConnection(conn, CloseCode.heartbeatTimeout, 'heartbeat timeout');
         closed += 1;
       }
     }
     this.log.trim(now);
-    this.sql.exec('DELETE FROM channel_requests WHERE at < ?', now - this.options.requestTtlMs);
-    if (this.#conns.size > 0) await this.schedule(SWEEP_TASK, now + this.options.sweepIntervalMs);
+    this.#ledger.prune(now);
+    if (this.#roster.counts().connections > 0) {
+      await this.schedule(SWEEP_TASK, now + this.options.sweepIntervalMs);
+    }
     return { closed };
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function requestIdOf(raw: unknown): string | undefined {
-  if (!isRecord(raw)) return undefined;
-  const id = raw.id;
-  return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : undefined;
-}
-
-function invalid(issues: { path: string; message: string }[]): ChannelError {
-  const first = issues[0];
-  const where = first?.path ? ` at "${first.path}"` : '';
-  return new ChannelError(
-    ErrorCode.invalidFrame,
-    `invalid frame${where}: ${first?.message ?? 'bad shape'}`,
-    400,
-    issues,
-  );
-}
-
-/** The literal `type` of every option of a discriminated union, for the unknown-type check. */
-export function frameTypesOf(union: {
-  options: readonly { shape: { type: { value: unknown } } }[];
-}) {
-  return union.options.map((o) => String(o.shape.type.value));
 }

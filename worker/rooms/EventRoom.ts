@@ -371,10 +371,7 @@ export class EventRoom extends ChannelRoom<EventClientFrame, EventRoomSnapshot> 
       watchers: () =>
         [...this.connections()].map((conn) => ({
           user: conn.att.user,
-          close: (code: number, reason: string) => {
-            if (conn.att.user) this.closeUser(conn.att.user.id, code, reason);
-            else conn.ws.close(code, reason);
-          },
+          close: (code: number, reason: string) => this.closeConnection(conn, code, reason),
         })),
     };
   }
