@@ -235,6 +235,26 @@ describe('hibernation and eviction', () => {
     fresh.close();
   });
 
+  it('retries loading after a failed load instead of failing every request until eviction', async () => {
+    const user = await register();
+    const itemId = unique('flaky');
+    const outcome = await runInDurableObject(stubOf(itemId), async (room: CommentRoom) => {
+      const loader = room as unknown as { load: (channel: string) => Promise<void> };
+      const realLoad = loader.load.bind(room);
+      loader.load = async () => {
+        throw new Error('D1 hiccup');
+      };
+      const first = await room.postComment(itemId, user, 'first try').then(
+        () => 'ok',
+        (err: Error) => err.message,
+      );
+      loader.load = realLoad;
+      const second = await room.postComment(itemId, user, 'second try');
+      return { first, second: second.ok };
+    });
+    expect(outcome).toEqual({ first: 'D1 hiccup', second: true });
+  });
+
   it('completes the close handshake with the client’s code', async () => {
     const user = await register();
     const s = await connect(`/ws/comments/${unique('close')}`, { token: user.token });
