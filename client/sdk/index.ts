@@ -4,10 +4,16 @@ import type {
   CommentRoomSnapshot,
   CommentServerFrame,
 } from '../../worker/protocol/comments';
+import type { EventRoomSnapshot, EventServerFrame } from '../../worker/protocol/events';
+import type { LobbyServerFrame, LobbySnapshot } from '../../worker/protocol/lobby';
+import type { StreamServerFrame, StreamSnapshot } from '../../worker/protocol/stream';
 import { Channel, type ChannelOptions } from './channel';
 
 export type * from '../../worker/protocol/comments';
 export type * from '../../worker/protocol/core';
+export type * from '../../worker/protocol/events';
+export type * from '../../worker/protocol/lobby';
+export type * from '../../worker/protocol/stream';
 export type { ChannelOptions, ChannelState } from './channel';
 export { Channel, RequestError } from './channel';
 
@@ -138,5 +144,26 @@ export class WavecastClient {
       `/ws/comments/${encodeURIComponent(itemId)}`,
       options,
     );
+  }
+
+  /** A live station: live state, now playing, listener counts, chat, reactions. */
+  station(stationId: string, options: Partial<ChannelOptions> = {}) {
+    return this.channel<StreamServerFrame, StreamSnapshot>(
+      `/ws/stations/${encodeURIComponent(stationId)}`,
+      options,
+    );
+  }
+
+  /** A bookable event: capacity, available seats, bookings, transfers, updates. */
+  event(eventId: string, options: Partial<ChannelOptions> = {}) {
+    return this.channel<EventServerFrame, EventRoomSnapshot>(
+      `/ws/events/${encodeURIComponent(eventId)}`,
+      options,
+    );
+  }
+
+  /** The platform lobby: the directory of live stations with listener counts. */
+  lobby(options: Partial<ChannelOptions> = {}) {
+    return this.channel<LobbyServerFrame, LobbySnapshot>('/ws', options);
   }
 }
