@@ -244,10 +244,20 @@ describe('comments over REST', () => {
           method: 'POST',
           token: user.token,
           json: { body: 'x' },
-          headers: { 'idempotency-key': 'k'.repeat(65) },
+          headers: { 'idempotency-key': 'k'.repeat(256) },
         },
         400,
-        'invalid_body',
+        'invalid_idempotency_key',
+      ],
+      [
+        {
+          method: 'POST',
+          token: user.token,
+          json: { body: 'x' },
+          headers: { 'idempotency-key': 'has space' },
+        },
+        400,
+        'invalid_idempotency_key',
       ],
     ];
     for (const [init, status, code] of cases) {

@@ -1,36 +1,24 @@
-import { and, desc, eq, isNull, lt, or } from 'drizzle-orm';
+import { and, desc, eq, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { connectChannel, unwrap } from '../channel/connect';
 import { db, schema } from '../db/client';
 import type { AppEnv } from '../http/app-env';
 import { currentUser } from '../http/auth';
-import { ApiError } from '../http/errors';
+import { idempotencyKeyOf } from '../http/idempotency';
+import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
 import { COMMENT_PAGE_SIZE, commentBody } from '../protocol/comments';
-import { ErrorCode, requestId } from '../protocol/core';
 import { commentChannel } from '../rooms/CommentRoom';
 
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(COMMENT_PAGE_SIZE),
   // Opaque cursor from a previous page: `<createdAt>.<id>`.
-  before: z
-    .string()
-    .regex(/^\d{1,15}\.[A-Za-z0-9-]{1,64}$/, 'must be a cursor from a previous page')
-    .optional(),
+  before: cursorParam,
 });
 
 function room(c: { env: Env }, itemId: string) {
   return c.env.COMMENT_ROOM.get(c.env.COMMENT_ROOM.idFromName(commentChannel(itemId)));
-}
-
-function idempotencyKey(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const parsed = requestId.safeParse(header);
-  if (!parsed.success) {
-    throw new ApiError(400, ErrorCode.invalidBody, 'Idempotency-Key must be 1–64 characters');
-  }
-  return parsed.data;
 }
 
 export const commentRoutes = new Hono<AppEnv>()
@@ -38,11 +26,7 @@ export const commentRoutes = new Hono<AppEnv>()
     const itemId = pathId(c, 'itemId');
     const { limit, before } = parseQuery(c, pageQuery);
     const t = schema.comments;
-    const [at, id] = (before?.split('.') ?? []) as [string?, string?];
-    const cursor =
-      at && id
-        ? or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)))
-        : undefined;
+    const cursor = pastCursor(t.createdAt, t.id, before, 'desc');
     const rows = await db(c.env.DB)
       .select({
         id: t.id,
@@ -57,8 +41,7 @@ export const commentRoutes = new Hono<AppEnv>()
       .where(and(eq(t.itemId, itemId), isNull(t.deletedAt), cursor))
       .orderBy(desc(t.createdAt), desc(t.id))
       .limit(limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
+    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
     return c.json({
       comments: page.map((r) => ({
         id: r.id,
@@ -67,13 +50,13 @@ export const commentRoutes = new Hono<AppEnv>()
         body: r.body,
         createdAt: r.createdAt,
       })),
-      nextCursor: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null,
+      nextCursor,
     });
   })
   .post('/items/:itemId/comments', async (c) => {
     const user = currentUser(c);
     const itemId = pathId(c, 'itemId');
-    const key = idempotencyKey(c.req.header('idempotency-key'));
+    const key = idempotencyKeyOf(c);
     const { body } = await parseBody(c, z.object({ body: commentBody }));
     const created = unwrap(await room(c, itemId).postComment(itemId, user, body, key));
     return c.json(created, 201);

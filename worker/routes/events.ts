@@ -1,6 +1,6 @@
 // Events, bookings, tickets. Reads come from D1 (booked seats are committed there before any
 // broadcast, so they are always current); every write goes through the event's EventRoom.
-import { and, asc, desc, eq, exists, gt, inArray, or, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, exists, inArray, or, type SQL } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
@@ -9,6 +9,8 @@ import { db, schema } from '../db/client';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, requireRole } from '../http/auth';
 import { ApiError } from '../http/errors';
+import { idempotencyKeyOf } from '../http/idempotency';
+import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
 import { ErrorCode, type PublicUser } from '../protocol/core';
 import {
@@ -37,32 +39,13 @@ import {
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   // Opaque cursor from a previous page: `<startsAt>.<id>`.
-  after: z
-    .string()
-    .regex(/^\d{1,16}\.[A-Za-z0-9_-]{1,64}$/, 'must be a cursor from a previous page')
-    .optional(),
+  after: cursorParam,
 });
 
 const mineQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) });
 
-// Visible ASCII, like Stripe's keys; UUIDs are the obvious choice.
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,255}$/;
-
 function room(c: { env: Env }, eventId: string) {
   return c.env.EVENT_ROOM.get(c.env.EVENT_ROOM.idFromName(eventChannel(eventId)));
-}
-
-function idempotencyKeyOf(c: Context<AppEnv>): string | undefined {
-  const header = c.req.header('idempotency-key');
-  if (header === undefined) return undefined;
-  if (!idempotencyKeyPattern.test(header)) {
-    throw new ApiError(
-      400,
-      ErrorCode.invalidIdempotencyKey,
-      'Idempotency-Key must be 1–255 visible ASCII characters',
-    );
-  }
-  return header;
 }
 
 function answer(c: Context<AppEnv>, a: Pick<Answer, 'status' | 'body' | 'replayed'>): Response {
@@ -97,11 +80,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const database = db(c.env.DB);
     const e = schema.events;
     const a = schema.eventAccess;
-    const [at, id] = (after?.split('.') ?? []) as [string?, string?];
-    const cursor =
-      at && id
-        ? or(gt(e.startsAt, Number(at)), and(eq(e.startsAt, Number(at)), gt(e.id, id)))
-        : undefined;
+    const cursor = pastCursor(e.startsAt, e.id, after, 'asc');
     // Public events, plus the private ones this caller organises or is listed on; admins see all.
     const visible: SQL | undefined =
       user?.role === 'admin'
@@ -124,11 +103,10 @@ export const eventRoutes = new Hono<AppEnv>()
       .where(and(visible, cursor))
       .orderBy(asc(e.startsAt), asc(e.id))
       .limit(limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page.at(-1);
+    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.startsAt, r.id]);
     return c.json({
       events: page.map(eventView),
-      nextCursor: rows.length > limit && last ? `${last.startsAt}.${last.id}` : null,
+      nextCursor,
     });
   })
   .post('/events', async (c) => {

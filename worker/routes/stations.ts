@@ -1,7 +1,7 @@
 // Stations: records and listings from D1 (live state is mirrored there by each StreamRoom),
 // listener counts from the Lobby's directory (one RPC per page), and every live-state or chat
 // write through the station's StreamRoom — the same path its socket frames take.
-import { and, count, desc, eq, inArray, lt, or } from 'drizzle-orm';
+import { and, count, desc, eq, inArray } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
 import { connectChannel, unwrap } from '../channel/connect';
@@ -9,8 +9,10 @@ import { db, schema } from '../db/client';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, requireRole } from '../http/auth';
 import { ApiError } from '../http/errors';
+import { idempotencyKeyOf } from '../http/idempotency';
+import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
-import { ErrorCode, type PublicUser, requestId } from '../protocol/core';
+import { ErrorCode, type PublicUser } from '../protocol/core';
 import type { DirectoryCounts } from '../protocol/lobby';
 import {
   CHAT_PAGE_SIZE,
@@ -28,19 +30,16 @@ import { readChatPage } from '../rooms/stream/records';
 
 type StationRow = typeof schema.stations.$inferSelect;
 
-const cursorPattern = /^\d{1,15}\.[A-Za-z0-9-]{1,64}$/;
-const cursor = z.string().regex(cursorPattern, 'must be a cursor from a previous page').optional();
-
 const listQuery = z.object({
   live: z.enum(['true', 'false']).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
   // Opaque cursor from a previous page: `<createdAt>.<id>`.
-  before: cursor,
+  before: cursorParam,
 });
 
 const chatQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(CHAT_PAGE_SIZE),
-  before: cursor,
+  before: cursorParam,
 });
 
 const sessionsQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) });
@@ -85,15 +84,6 @@ async function managedStation(c: Context<AppEnv>): Promise<{ row: StationRow; us
   return { row, user };
 }
 
-function idempotencyKey(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const parsed = requestId.safeParse(header);
-  if (!parsed.success) {
-    throw new ApiError(400, ErrorCode.invalidBody, 'Idempotency-Key must be 1–64 characters');
-  }
-  return parsed.data;
-}
-
 async function favouriteState(c: Context<AppEnv>, stationId: string, userId: string) {
   const database = db(c.env.DB);
   const f = schema.stationFavourites;
@@ -111,23 +101,18 @@ export const stationRoutes = new Hono<AppEnv>()
   .get('/stations', async (c) => {
     const { live, limit, before } = parseQuery(c, listQuery);
     const t = schema.stations;
-    const [at, id] = (before?.split('.') ?? []) as [string?, string?];
-    const after =
-      at && id
-        ? or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)))
-        : undefined;
+    const after = pastCursor(t.createdAt, t.id, before, 'desc');
     const rows = await db(c.env.DB)
       .select()
       .from(t)
       .where(and(live === undefined ? undefined : eq(t.isLive, live === 'true'), after))
       .orderBy(desc(t.createdAt), desc(t.id))
       .limit(limit + 1);
-    const page = rows.slice(0, limit);
+    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
     const counts = unwrap(await lobbyStub(c.env).counts(page.map((r) => r.id)));
-    const last = page.at(-1);
     return c.json({
       stations: page.map((r) => stationView(r, counts[r.id])),
-      nextCursor: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null,
+      nextCursor,
     });
   })
   .post('/stations', async (c) => {
@@ -230,7 +215,7 @@ export const stationRoutes = new Hono<AppEnv>()
   .post('/stations/:stationId/chat', async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
-    const key = idempotencyKey(c.req.header('idempotency-key'));
+    const key = idempotencyKeyOf(c);
     const { body } = await parseBody(c, z.object({ body: chatBody }).strict());
     const sent = unwrap(await room(c, stationId).postChat(stationId, user, body, key));
     return c.json(sent, 201);

@@ -1,7 +1,8 @@
 // The station's records in D1: what outlives the channel (stations, sessions, chat, moderation).
 // The StreamRoom is the single writer of live state; these are its writes and reads.
-import { and, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, isNull, sql } from 'drizzle-orm';
 import { db, schema } from '../../db/client';
+import { pageOf, pastCursor } from '../../http/paging';
 import type {
   BroadcastSession,
   ChatMessage,
@@ -39,11 +40,7 @@ export async function readChatPage(
   before?: string,
 ): Promise<{ messages: ChatMessage[]; nextCursor: string | null }> {
   const t = schema.chatMessages;
-  const [at, id] = (before?.split('.') ?? []) as [string?, string?];
-  const cursor =
-    at && id
-      ? or(lt(t.createdAt, Number(at)), and(eq(t.createdAt, Number(at)), lt(t.id, id)))
-      : undefined;
+  const cursor = pastCursor(t.createdAt, t.id, before, 'desc');
   const rows = await db(d1)
     .select({
       id: t.id,
@@ -59,8 +56,7 @@ export async function readChatPage(
     .where(and(eq(t.stationId, stationId), isNull(t.deletedAt), cursor))
     .orderBy(desc(t.createdAt), desc(t.id))
     .limit(limit + 1);
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
+  const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
   return {
     messages: page.map((r) => ({
       id: r.id,
@@ -70,7 +66,7 @@ export async function readChatPage(
       body: r.body,
       createdAt: r.createdAt,
     })),
-    nextCursor: rows.length > limit && last ? `${last.createdAt}.${last.id}` : null,
+    nextCursor,
   };
 }
 
