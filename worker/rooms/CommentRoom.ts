@@ -3,7 +3,7 @@ import { and, desc, eq, isNull } from 'drizzle-orm';
 import { assertNever, ChannelError, signedIn } from '../channel/errors';
 import { Throttle } from '../channel/rate-limit';
 import { ChannelRoom, type Connection, frameTypesOf, type Handled } from '../channel/room';
-import { db, schema } from '../db/client';
+import { authorColumns, authorOf, db, schema } from '../db/client';
 import {
   COMMENT_PAGE_SIZE,
   type Comment,
@@ -38,9 +38,7 @@ export class CommentRoom extends ChannelRoom<CommentClientFrame, CommentRoomSnap
         id: schema.comments.id,
         body: schema.comments.body,
         createdAt: schema.comments.createdAt,
-        userId: schema.users.id,
-        userName: schema.users.displayName,
-        userRole: schema.users.role,
+        ...authorColumns,
       })
       .from(schema.comments)
       .innerJoin(schema.users, eq(schema.users.id, schema.comments.userId))
@@ -50,7 +48,7 @@ export class CommentRoom extends ChannelRoom<CommentClientFrame, CommentRoomSnap
     this.#recent = rows.reverse().map((r) => ({
       id: r.id,
       itemId: this.#itemId,
-      user: { id: r.userId, name: r.userName, role: r.userRole },
+      user: authorOf(r),
       body: r.body,
       createdAt: r.createdAt,
     }));

@@ -2,7 +2,7 @@ import { and, desc, eq, isNull } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { connectChannel, unwrap } from '../channel/connect';
-import { db, schema } from '../db/client';
+import { authorColumns, authorOf, db, schema } from '../db/client';
 import type { AppEnv } from '../http/app-env';
 import { currentUser } from '../http/auth';
 import { idempotencyKeyOf } from '../http/idempotency';
@@ -32,9 +32,7 @@ export const commentRoutes = new Hono<AppEnv>()
         id: t.id,
         body: t.body,
         createdAt: t.createdAt,
-        userId: schema.users.id,
-        userName: schema.users.displayName,
-        userRole: schema.users.role,
+        ...authorColumns,
       })
       .from(t)
       .innerJoin(schema.users, eq(schema.users.id, t.userId))
@@ -46,7 +44,7 @@ export const commentRoutes = new Hono<AppEnv>()
       comments: page.map((r) => ({
         id: r.id,
         itemId,
-        user: { id: r.userId, name: r.userName, role: r.userRole },
+        user: authorOf(r),
         body: r.body,
         createdAt: r.createdAt,
       })),

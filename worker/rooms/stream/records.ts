@@ -1,7 +1,7 @@
 // The station's records in D1: what outlives the channel (stations, sessions, chat, moderation).
 // The StreamRoom is the single writer of live state; these are its writes and reads.
 import { and, desc, eq, isNull, sql } from 'drizzle-orm';
-import { db, schema } from '../../db/client';
+import { authorColumns, authorOf, db, schema } from '../../db/client';
 import { pageOf, pastCursor } from '../../http/paging';
 import type {
   BroadcastSession,
@@ -47,9 +47,7 @@ export async function readChatPage(
       sessionId: t.sessionId,
       body: t.body,
       createdAt: t.createdAt,
-      userId: schema.users.id,
-      userName: schema.users.displayName,
-      userRole: schema.users.role,
+      ...authorColumns,
     })
     .from(t)
     .innerJoin(schema.users, eq(schema.users.id, t.userId))
@@ -62,7 +60,7 @@ export async function readChatPage(
       id: r.id,
       stationId,
       sessionId: r.sessionId,
-      user: { id: r.userId, name: r.userName, role: r.userRole },
+      user: authorOf(r),
       body: r.body,
       createdAt: r.createdAt,
     })),
