@@ -56,15 +56,14 @@ function adminEmail(): string {
   return 'admin@example.test';
 }
 
+export interface SocketOptions {
+  token?: string;
+  query?: Record<string, string | number>;
+  headers?: Record<string, string>;
+}
+
 /** Opens a WebSocket through the worker (the same path a browser takes). */
-export async function connect(
-  path: string,
-  opts: {
-    token?: string;
-    query?: Record<string, string | number>;
-    headers?: Record<string, string>;
-  } = {},
-): Promise<FrameQueue> {
+export async function connect(path: string, opts: SocketOptions = {}): Promise<FrameQueue> {
   const res = await upgrade(path, opts);
   const ws = res.webSocket;
   if (res.status !== 101 || !ws) {
@@ -74,14 +73,7 @@ export async function connect(
   return new FrameQueue(ws);
 }
 
-export function upgrade(
-  path: string,
-  opts: {
-    token?: string;
-    query?: Record<string, string | number>;
-    headers?: Record<string, string>;
-  } = {},
-): Promise<Response> {
+export function upgrade(path: string, opts: SocketOptions = {}): Promise<Response> {
   const url = new URL(`${BASE}${path}`);
   if (opts.token) url.searchParams.set('token', opts.token);
   for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, String(v));
