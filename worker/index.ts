@@ -1,9 +1,11 @@
 // The worker: authenticate, validate, route each channel to its Durable Object. No state here.
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { allowedOrigins } from './channel/origins';
 import type { AppEnv } from './http/app-env';
-import { allowedOrigins, authenticate } from './http/auth';
+import { authenticate } from './http/auth';
 import { notFound, onError } from './http/errors';
+import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
@@ -13,7 +15,8 @@ const api = new Hono<AppEnv>()
   .route('/', authRoutes)
   .route('/', commentRoutes)
   .route('/', eventRoutes)
-  .route('/', stationRoutes);
+  .route('/', stationRoutes)
+  .route('/', adminRoutes);
 
 const sockets = new Hono<AppEnv>()
   .route('/', commentSockets)
@@ -29,7 +32,7 @@ const app = new Hono<AppEnv>()
         return allowed.includes('*') || allowed.includes(origin) ? origin : null;
       },
       allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
-      // Lets browser clients tell a replayed booking answer from a fresh one (docs/bookings.md).
+      // Lets browser clients tell a replayed answer from a fresh one (docs/bookings.md).
       exposeHeaders: ['Idempotent-Replayed'],
       maxAge: 600,
     }),
@@ -47,7 +50,7 @@ app.notFound(notFound);
 export type AppType = typeof app;
 export default app;
 
-export { CommentRoom } from './rooms/CommentRoom';
-export { EventRoom } from './rooms/EventRoom';
-export { Lobby } from './rooms/Lobby';
-export { StreamRoom } from './rooms/StreamRoom';
+export { CommentRoom } from './rooms/comments/CommentRoom';
+export { EventRoom } from './rooms/event/EventRoom';
+export { Lobby } from './rooms/lobby/Lobby';
+export { StreamRoom } from './rooms/stream/StreamRoom';

@@ -2,8 +2,8 @@
 // cancellations racing bookings, and against the D1 guard directly — it refuses a stale or an
 // oversized booking and rolls back a half-written one, whatever the room believes.
 import { beforeAll, describe, expect, it } from 'vitest';
+import { commitBooking } from '../../worker/db/bookings';
 import type { EventWelcome, SeatsUpdatedEvent } from '../../worker/protocol/events';
-import { commitBooking } from '../../worker/rooms/event-inventory';
 import { book, booked, createEvent, type ErrorBody, ledger } from './event-fixtures';
 import { api, connect, env, register, type TestUser } from './helpers';
 

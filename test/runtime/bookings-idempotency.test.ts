@@ -4,7 +4,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BookingCreatedEvent } from '../../worker/protocol/events';
-import { type EventRoom, eventChannel } from '../../worker/rooms/EventRoom';
+import type { EventRoom } from '../../worker/rooms/event/EventRoom';
+import { event as eventKind } from '../../worker/rooms/event/kind';
 import { book, booked, createEvent, type ErrorBody, ledger } from './event-fixtures';
 import { api, connect, env, register, type TestUser, unique } from './helpers';
 
@@ -33,7 +34,7 @@ async function storedKeys(userId: string, key: string) {
 }
 
 const room = (eventId: string) =>
-  env.EVENT_ROOM.get(env.EVENT_ROOM.idFromName(eventChannel(eventId)));
+  env.EVENT_ROOM.get(env.EVENT_ROOM.idFromName(eventKind.channelOf(eventId)));
 
 describe('retrying with the same Idempotency-Key', () => {
   it('returns the first answer byte for byte and books nothing new', async () => {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { SequenceLog } from '../../worker/channel/log';
 import type { CommentCreatedEvent, CommentWelcome } from '../../worker/protocol/comments';
 import type { AckFrame, PresenceLeftFrame } from '../../worker/protocol/core';
-import type { CommentRoom } from '../../worker/rooms/CommentRoom';
+import type { CommentRoom } from '../../worker/rooms/comments/CommentRoom';
 import { connect, env, register, unique } from './helpers';
 
 const stubOf = (itemId: string) =>
@@ -239,17 +239,18 @@ describe('hibernation and eviction', () => {
     const user = await register();
     const itemId = unique('flaky');
     const outcome = await runInDurableObject(stubOf(itemId), async (room: CommentRoom) => {
-      const loader = room as unknown as { load: (channel: string) => Promise<void> };
+      const loader = room as unknown as { load: () => Promise<void> };
       const realLoad = loader.load.bind(room);
       loader.load = async () => {
         throw new Error('D1 hiccup');
       };
-      const first = await room.postComment(itemId, user, 'first try').then(
+      const comment = (body: string) => ({ type: 'comment.create', body });
+      const first = await room.request(user, comment('first try')).then(
         () => 'ok',
         (err: Error) => err.message,
       );
       loader.load = realLoad;
-      const second = await room.postComment(itemId, user, 'second try');
+      const second = await room.request(user, comment('second try'));
       return { first, second: second.ok };
     });
     expect(outcome).toEqual({ first: 'D1 hiccup', second: true });

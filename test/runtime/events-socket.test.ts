@@ -12,7 +12,7 @@ import type {
   SeatsUpdatedEvent,
   TicketTransferredEvent,
 } from '../../worker/protocol/events';
-import { eventChannel } from '../../worker/rooms/EventRoom';
+import { event as eventKind } from '../../worker/rooms/event/kind';
 import { booked, createEvent, errorOf } from './event-fixtures';
 import { api, BASE, connect, env, register, type TestUser, upgrade } from './helpers';
 
@@ -31,7 +31,7 @@ beforeAll(async () => {
 });
 
 const room = (eventId: string) =>
-  env.EVENT_ROOM.get(env.EVENT_ROOM.idFromName(eventChannel(eventId)));
+  env.EVENT_ROOM.get(env.EVENT_ROOM.idFromName(eventKind.channelOf(eventId)));
 
 describe('watching an event', () => {
   it('welcomes with the event, its capacity and the seats available right now', async () => {
@@ -197,7 +197,7 @@ describe('private events', () => {
       headers: { upgrade: 'websocket' },
     });
     const user = { id: bob.id, name: bob.name, role: bob.role };
-    const res = await room(event.id).fetch(forwardToChannel(request, eventChannel(event.id), user));
+    const res = await room(event.id).fetch(forwardToChannel(request, user));
     expect(res.status).toBe(403);
     expect((await errorOf(res)).code).toBe('event_access_denied');
   });

@@ -4,7 +4,7 @@
 // hibernation, eviction and sockets that vanish.
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import type { StreamRoom } from '../../worker/rooms/StreamRoom';
+import type { StreamRoom } from '../../worker/rooms/stream/StreamRoom';
 import type { FrameQueue } from '../support/frames';
 import { register, type TestUser } from './helpers';
 import {

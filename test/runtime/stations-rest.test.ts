@@ -250,10 +250,9 @@ describe('going live over REST', () => {
   it('has the room check ownership itself, not only the worker', async () => {
     const [owner, stranger] = await Promise.all([register('station_owner'), register()]);
     const station = await createStation(owner);
-    const result = await streamRoom(station.id).goLive(
-      station.id,
+    const result = await streamRoom(station.id).request(
       { id: stranger.id, name: stranger.name, role: stranger.role },
-      MORNING_SHOW,
+      { type: 'stream.start', ...MORNING_SHOW },
     );
     expect(result).toMatchObject({ ok: false, error: { code: 'forbidden', status: 403 } });
     expect((await stationRow(station.id))?.is_live).toBe(0);

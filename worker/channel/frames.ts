@@ -1,10 +1,11 @@
-// Turns a raw client message into a validated frame of the kind's union, or the error that
-// answers it. Size and rate are the room's business; this is only about shape.
-import type { z } from 'zod';
-import { ErrorCode, MAX_FRAME_BYTES } from '../protocol/core';
+// Turns a raw client message into a validated frame of the kind's map, or the error that
+// answers it. The core owns `type`, `id` and `ping`; a kind's schemas see only their fields.
+// Size and rate are the room's business; this is only about shape.
+import { ErrorCode, type FrameMap, MAX_FRAME_BYTES, requestId } from '../protocol/core';
 import { ChannelError } from './errors';
 
-export type Parsed<Frame> = { frame: Frame; id?: string } | { error: ChannelError; id?: string };
+export type ParsedFrame = { type: string } & Record<string, unknown>;
+export type Parsed = { frame: ParsedFrame; id?: string } | { error: ChannelError; id?: string };
 
 /** UTF-8 size of a message, encoding only when the string could be near the limit. */
 export function frameBytes(message: string | ArrayBuffer): number {
@@ -14,11 +15,7 @@ export function frameBytes(message: string | ArrayBuffer): number {
     : new TextEncoder().encode(message).byteLength;
 }
 
-export function parseFrame<Frame>(
-  message: string | ArrayBuffer,
-  frameTypes: ReadonlySet<string>,
-  schema: z.ZodType<Frame>,
-): Parsed<Frame> {
+export function parseFrame(message: string | ArrayBuffer, frames: FrameMap): Parsed {
   if (typeof message !== 'string') {
     return { error: new ChannelError(ErrorCode.binaryNotSupported, 'send JSON text frames') };
   }
@@ -28,16 +25,29 @@ export function parseFrame<Frame>(
   } catch {
     return { error: new ChannelError(ErrorCode.malformedJson, 'frame is not valid JSON') };
   }
-  const id = requestIdOf(raw);
-  const type = isRecord(raw) ? raw.type : undefined;
+  if (!isRecord(raw)) {
+    return { error: invalid([{ path: 'type', message: 'must be a string' }]) };
+  }
+  const { type, id: rawId, ...fields } = raw;
+  const id = requestId.safeParse(rawId).success ? (rawId as string) : undefined;
   if (typeof type !== 'string') {
     return { error: invalid([{ path: 'type', message: 'must be a string' }]), id };
   }
-  if (!frameTypes.has(type)) {
+  if (rawId !== undefined && id === undefined) {
+    return { error: invalid([{ path: 'id', message: 'must be a string of 1–64 characters' }]) };
+  }
+  if (type === 'ping') {
+    if (Object.keys(fields).length > 0) {
+      return { error: invalid([{ path: '', message: 'ping takes no fields' }]), id };
+    }
+    return { frame: { type }, id };
+  }
+  const schema = Object.hasOwn(frames, type) ? frames[type] : undefined;
+  if (!schema) {
     const message = `unknown frame type "${type.slice(0, 64)}"`;
     return { error: new ChannelError(ErrorCode.unknownType, message), id };
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(fields);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({
       path: i.path.map(String).join('.'),
@@ -45,24 +55,11 @@ export function parseFrame<Frame>(
     }));
     return { error: invalid(issues), id };
   }
-  return { frame: parsed.data, id };
-}
-
-/** The literal `type` of every option of a discriminated union, for the unknown-type check. */
-export function frameTypesOf(union: {
-  options: readonly { shape: { type: { value: unknown } } }[];
-}) {
-  return union.options.map((o) => String(o.shape.type.value));
+  return { frame: { ...parsed.data, type }, id };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function requestIdOf(raw: unknown): string | undefined {
-  if (!isRecord(raw)) return undefined;
-  const id = raw.id;
-  return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : undefined;
 }
 
 function invalid(issues: { path: string; message: string }[]): ChannelError {

@@ -1,16 +1,13 @@
-// How the worker hands a verified identity to a channel DO. Only the worker can reach a DO,
-// and it strips these headers from every incoming request before setting them itself.
+// How the worker hands a verified identity to a channel object. Only the worker can reach an
+// object, and it strips these headers from every incoming request before setting them itself.
+// The object knows its own channel from `ctx.id.name`; only who is asking travels here.
 import type { PublicUser } from '../protocol/core';
 
 const IDENTITY_HEADER = 'x-wavecast-identity';
-const CHANNEL_HEADER = 'x-wavecast-channel';
+const ADDRESS_HEADER = 'x-wavecast-address';
 const INTERNAL_PREFIX = 'x-wavecast-';
 
-export function forwardToChannel(
-  request: Request,
-  channel: string,
-  user: PublicUser | null,
-): Request {
+export function forwardToChannel(request: Request, user: PublicUser | null): Request {
   const url = new URL(request.url);
   // The token has done its job in the worker; it never travels further (or into a DO's logs).
   url.searchParams.delete('token');
@@ -19,14 +16,15 @@ export function forwardToChannel(
     if (name.startsWith(INTERNAL_PREFIX)) headers.delete(name);
   }
   headers.delete('authorization');
-  headers.set(CHANNEL_HEADER, channel);
   if (user) headers.set(IDENTITY_HEADER, JSON.stringify(user));
+  // Cloudflare sets the client's address; `wrangler dev` and tests may not.
+  headers.set(ADDRESS_HEADER, request.headers.get('cf-connecting-ip') ?? 'local');
   return new Request(url, { method: request.method, headers });
 }
 
-export function readForwarded(request: Request): { channel: string; user: PublicUser | null } {
-  const channel = request.headers.get(CHANNEL_HEADER);
-  if (!channel) throw new Error('request did not come through the worker');
+export function readForwarded(request: Request): { user: PublicUser | null; address: string } {
+  const address = request.headers.get(ADDRESS_HEADER);
+  if (!address) throw new Error('request did not come through the worker');
   const raw = request.headers.get(IDENTITY_HEADER);
-  return { channel, user: raw ? (JSON.parse(raw) as PublicUser) : null };
+  return { user: raw ? (JSON.parse(raw) as PublicUser) : null, address };
 }

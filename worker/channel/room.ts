@@ -1,11 +1,14 @@
-// The channel core every kind builds on: hibernatable sockets with typed attachments, the
-// welcome, frame validation and limits, acks with dedupe, the sequence log and resume,
-// the presence roster, and alarms. A kind adds its frames, its snapshot and its state.
+// The channel core every kind builds on: hibernatable sockets with lazily read attachments, the
+// welcome, frame validation and limits, request ids (acks, dedupe, replays), the one commit point
+// (log + dedupe + outbox in one transaction), the sequence log and resume, presence, caps, alarms.
+// A kind extends this once, passing its declaration, and composes lanes for what it shares with
+// other kinds (messages, coalesced values). docs/architecture.md explains the flow.
 import { DurableObject } from 'cloudflare:workers';
-import type { z } from 'zod';
 import {
   CloseCode,
   ErrorCode,
+  type FrameMap,
+  type FrameOf,
   HEARTBEAT_REQUEST,
   HEARTBEAT_RESPONSE,
   MAX_FRAME_BYTES,
@@ -13,39 +16,37 @@ import {
   type PresenceSnapshot,
   type PublicUser,
   type RecoveryInfo,
+  type Sequenced,
   type WelcomeFrame,
 } from '../protocol/core';
 import { ChannelError } from './errors';
 import { frameBytes, parseFrame } from './frames';
 import { readForwarded } from './identity';
-import { type Once, RequestLedger } from './ledger';
+import type { Kind, RpcResult } from './kind';
+import { RequestLedger, requestHash } from './ledger';
 import { type Retention, SequenceLog } from './log';
+import { Outbox } from './outbox';
 import type { BucketOptions } from './rate-limit';
-import { type Attachment, type Connection, Roster } from './roster';
+import { type Attachment, type Connection, Roster, tagsFor } from './roster';
 import { TaskScheduler } from './tasks';
 
-export { frameTypesOf } from './frames';
 export type { Attachment, Connection } from './roster';
 
 export interface RoomOptions {
-  kind: string;
   retention: Retention;
-  /** 'members' broadcasts join/leave and lists members; 'counts' only counts (large audiences). */
-  presence: 'members' | 'counts';
   rate: BucketOptions;
-  /** How long an acknowledged request id is remembered for dedupe. */
-  requestTtlMs: number;
-  /** How often the ghost sweep runs while sockets are open. */
-  sweepIntervalMs: number;
+  /** `members` presence sends counts instead of each join and leave past this many users. */
+  memberLimit: number;
 }
 
-export const DEFAULT_ROOM_OPTIONS: Omit<RoomOptions, 'kind'> = {
+export const DEFAULT_ROOM_OPTIONS: RoomOptions = {
   retention: { maxEvents: 1000, maxAgeMs: 24 * 60 * 60 * 1000 },
-  presence: 'members',
   rate: { capacity: 20, refillPerSecond: 10, maxWarnings: 5 },
-  requestTtlMs: 10 * 60 * 1000,
-  sweepIntervalMs: 30 * 1000,
+  memberLimit: 100,
 };
+
+/** Door limits, configurable per deployment (`[vars]`); docs/protocol.md, "Limits". */
+export const DEFAULT_CAPS = { perUser: 10, perAddress: 500 };
 
 /** What a frame handler returns: the ack's result and, if it published one, the event's seq. */
 export interface Handled {
@@ -53,87 +54,171 @@ export interface Handled {
   seq?: number;
 }
 
-type RpcResult<T> =
-  | { ok: true; value: T }
-  | { ok: false; error: { code: string; message: string; status: number } };
+/** Who is asking, over which path, and under which request id. */
+export interface Call {
+  /** Every handled frame has a signed-in author: anonymous sockets only read (`write` rule). */
+  readonly user: PublicUser;
+  /** The socket the frame came on; null for a request that came over REST. */
+  readonly conn: Connection | null;
+  /** Dedupe key (user or connection scoped) and request fingerprint, when the request has an id. */
+  readonly key?: string;
+  readonly hash?: string;
+  /** Set once the answer was stored with a committed change. */
+  answered?: boolean;
+}
 
-export type { RpcResult };
+export type Handlers<M extends FrameMap> = {
+  [K in keyof M & string]: (call: Call, frame: FrameOf<M, K>) => Handled | Promise<Handled>;
+};
+
+/** The writes of one commit: sequenced events and outbox rows, applied together or not at all. */
+export interface Tx {
+  publish<E extends { type: string }>(event: E): E & Sequenced;
+  outbox(op: string, payload: unknown): void;
+}
+
+/** What a room lends the lanes it is composed of. */
+export interface ChannelKit {
+  readonly label: string;
+  readonly sql: SqlStorage;
+  readonly log: SequenceLog;
+  readonly outbox: Outbox;
+  readonly env: Env;
+  commit<T extends Handled | object>(call: Call | null, apply: (tx: Tx) => T): T;
+  /** Runs `fn` in one SQLite transaction (no events, no outbox). */
+  transaction<T>(fn: () => T): T;
+  broadcast(frame: object, filter?: (conn: Connection) => boolean): void;
+  task(name: string, run: () => void | Promise<void>): void;
+  schedule(name: string, at: number, opts?: { ifEarlier?: boolean }): Promise<void>;
+  /** Schedules a task (if nothing earlier is due) without awaiting the alarm write. */
+  scheduleSoon(name: string, at: number): void;
+}
 
 const SWEEP_TASK = 'sweep';
+const OUTBOX_TASK = 'outbox';
+/** Backstop for the outbox: if nothing else flushes it, the alarm does. */
+const OUTBOX_BACKSTOP_MS = 5000;
 
-export abstract class ChannelRoom<
-  Frame extends { type: string },
-  Snapshot,
-  E extends Env = Env,
-> extends DurableObject<E> {
+export interface ChannelStats {
+  channel: string;
+  kind: string;
+  since: number;
+  connections: number;
+  users: number;
+  seq: number;
+  outboxPending: number;
+  outboxLagMs: number;
+  wakes: { fetches: number; frames: number; alarms: number; rpcs: number; closes: number };
+}
+
+export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableObject<Env> {
+  /** The channel's name (`<prefix>:<id>`), from the object's own id. */
+  protected readonly channel: string;
+  /** The id inside the channel name. */
+  protected readonly channelId: string;
   protected readonly sql: SqlStorage;
   protected readonly log: SequenceLog;
   protected readonly options: RoomOptions;
-  readonly #frameTypes: ReadonlySet<string>;
+  protected readonly kit: ChannelKit;
+  protected abstract readonly handlers: Handlers<M>;
+  readonly #kind: Kind<M>;
   readonly #roster: Roster;
   readonly #ledger: RequestLedger;
   readonly #tasks: TaskScheduler;
+  readonly #outbox: Outbox;
+  readonly #taskRunners = new Map<string, () => void | Promise<void>>();
+  readonly #stats: ChannelStats['wakes'] = { fetches: 0, frames: 0, alarms: 0, rpcs: 0, closes: 0 };
+  readonly #since = Date.now();
   #queue: Promise<unknown> = Promise.resolve();
   #ready: Promise<void> | null = null;
-  #channel: string | undefined;
-
-  protected abstract readonly frames: z.ZodType<Frame>;
-  /** The channel's current state, taken synchronously so it matches `log.seq` exactly. */
-  protected abstract snapshot(conn: Connection): Snapshot;
-  protected abstract onFrame(conn: Connection, frame: Frame): Handled | Promise<Handled>;
-  /** Loads what the room needs before its first request (e.g. recent history from D1). */
-  protected async load(_channel: string): Promise<void> {}
-  /** Refuses a connection before it is accepted (throw a ChannelError). */
-  protected authorize(_user: PublicUser | null, _request: Request): void | Promise<void> {}
-  protected onJoin(_conn: Connection, _firstOfUser: boolean): void {}
-  protected onLeave(_conn: Connection, _lastOfUser: boolean): void {}
-  /** Runs a task scheduled with `schedule()` that the core does not own. */
-  protected onTask(_name: string): void | Promise<void> {}
+  #outboxArmed = false;
+  #presenceCountsDue = false;
 
   constructor(
     ctx: DurableObjectState,
-    env: E,
-    options: Partial<RoomOptions> & { kind: string; frameTypes: readonly string[] },
+    env: Env,
+    kind: Kind<M>,
+    options: Partial<RoomOptions> = {},
   ) {
     super(ctx, env);
+    const name = ctx.id.name;
+    if (!name) throw new Error(`${kind.kind}: a channel object must be reached by name`);
+    this.#kind = kind;
+    this.channel = name;
+    this.channelId = kind.idOf(name);
     this.options = { ...DEFAULT_ROOM_OPTIONS, ...options };
-    this.#frameTypes = new Set(options.frameTypes);
     this.sql = ctx.storage.sql;
     this.log = new SequenceLog(this.sql, this.options.retention);
     this.#roster = new Roster(this.options.rate);
-    this.#ledger = new RequestLedger(this.sql, this.options.requestTtlMs);
+    this.#ledger = new RequestLedger(this.sql);
     this.#tasks = new TaskScheduler(this.sql, ctx.storage);
+    const label = `${this.constructor.name} ${name}`;
+    this.#outbox = new Outbox(this.sql, {
+      label,
+      d1: env.DB,
+      scheduleFlush: (at) => this.#tasks.schedule(OUTBOX_TASK, at, { ifEarlier: true }),
+    });
+    this.kit = {
+      label,
+      sql: this.sql,
+      log: this.log,
+      outbox: this.#outbox,
+      env,
+      commit: (call, apply) => this.commit(call, apply),
+      transaction: (fn) => ctx.storage.transactionSync(fn),
+      broadcast: (frame, filter) => this.broadcast(frame, filter),
+      task: (taskName, run) => {
+        this.#taskRunners.set(taskName, run);
+      },
+      schedule: (taskName, at, opts) => this.schedule(taskName, at, opts),
+      scheduleSoon: (taskName, at) => {
+        this.ctx.waitUntil(
+          this.schedule(taskName, at, { ifEarlier: true }).catch((err: unknown) => {
+            console.error(`${label}: scheduling ${taskName} failed`, err);
+          }),
+        );
+      },
+    };
+    this.#taskRunners.set(SWEEP_TASK, () => this.sweep().then(() => undefined));
+    this.#taskRunners.set(OUTBOX_TASK, () => this.#flushOutbox());
+    this.#taskRunners.set('presence-counts', () => this.#sendPresenceCounts());
     ctx.setWebSocketAutoResponse(
       new WebSocketRequestResponsePair(HEARTBEAT_REQUEST, HEARTBEAT_RESPONSE),
     );
-    // After hibernation or eviction the sockets are still here: rebuild the roster from them.
-    const now = Date.now();
-    for (const ws of ctx.getWebSockets()) {
-      const att = ws.deserializeAttachment() as Attachment | null;
-      if (att?.cid) this.#roster.add(ws, att, now);
-    }
+    // After hibernation or eviction the sockets are still here: rebuild the roster from their
+    // tags. Attachments are read later, only for the sockets something asks about.
+    for (const ws of ctx.getWebSockets()) this.#roster.add(ws, ctx.getTags(ws));
+    // A commit whose D1 write had not happened when the object stopped is written now.
+    if (this.#outbox.pending() > 0) ctx.waitUntil(this.#flushOutbox());
   }
 
-  protected get channel(): string {
-    if (this.#channel === undefined) throw new Error('channel used before ready()');
-    return this.#channel;
-  }
+  // ---- what a kind provides ----------------------------------------------------------
 
-  /** Learns the channel's name (first request) and loads the room once per instance. */
-  protected ready(channel?: string): Promise<void> {
+  /** The channel's current state, taken synchronously so it matches `log.seq` exactly. */
+  protected abstract snapshot(conn: Connection): Snapshot;
+
+  /**
+   * Loads what the room keeps outside its own storage, once per instance, before its first
+   * request (not before alarms or closes). Most kinds need nothing: their state is in SQLite.
+   */
+  protected async load(): Promise<void> {}
+
+  /** Refuses a connection before it is accepted (throw a ChannelError). */
+  protected authorize(_user: PublicUser | null): void | Promise<void> {}
+
+  protected onJoin(_conn: Connection, _firstOfUser: boolean): void {}
+  protected onLeave(_conn: Connection, _lastOfUser: boolean): void {}
+
+  /** Runs once per instance before the first request; a failed load fails only that request. */
+  protected ready(): Promise<void> {
     if (!this.#ready) {
-      const stored = this.log.getMeta('channel');
-      const name = stored ?? channel;
-      if (!name) return Promise.reject(new Error('channel name unknown'));
-      if (!stored) this.log.setMeta('channel', name);
-      this.#channel = name;
       // A throw inside blockConcurrencyWhile resets the whole object (and its sockets), so a
       // failed load (say, a D1 hiccup) is caught there, fails only this request, and the next
       // request loads again.
       this.#ready = this.ctx
         .blockConcurrencyWhile(async () => {
           try {
-            await this.load(name);
+            await this.load();
             return null;
           } catch (err) {
             return err;
@@ -151,23 +236,19 @@ export abstract class ChannelRoom<
   // ---- connecting ------------------------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
+    this.#stats.fetches += 1;
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
-      return Response.json(
-        { error: { code: ErrorCode.upgradeRequired, message: 'expected a WebSocket upgrade' } },
-        { status: 426 },
+      return refusal(
+        new ChannelError(ErrorCode.upgradeRequired, 'expected a WebSocket upgrade', 426),
       );
     }
-    const { channel, user } = readForwarded(request);
-    await this.ready(channel);
+    const { user, address } = readForwarded(request);
     try {
-      await this.authorize(user, request);
+      await this.ready();
+      await this.authorize(user);
+      this.#checkCaps(user, address);
     } catch (err) {
-      if (err instanceof ChannelError) {
-        return Response.json(
-          { error: { code: err.code, message: err.message } },
-          { status: err.status },
-        );
-      }
+      if (err instanceof ChannelError) return refusal(err);
       throw err;
     }
     const url = new URL(request.url);
@@ -176,10 +257,15 @@ export abstract class ChannelRoom<
 
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    const att: Attachment = { cid: crypto.randomUUID(), user, connectedAt: Date.now() };
-    this.ctx.acceptWebSocket(server, user ? [`u:${user.id}`] : ['anon']);
+    const now = Date.now();
+    const att: Attachment = { cid: crypto.randomUUID(), user, connectedAt: now, seenAt: now };
+    const tags = tagsFor(att, address);
+    this.ctx.acceptWebSocket(server, tags);
     server.serializeAttachment(att);
-    const { conn, firstOfUser } = this.#roster.add(server, att, att.connectedAt);
+    const added = this.#roster.add(server, tags, att);
+    if (!added) throw new Error('accepted a socket without a connection id');
+    const { conn, firstOfUser } = added;
+    conn.lastSeen = now;
 
     // Everything from here to the end of the replay is synchronous, so no event can slip
     // between the snapshot, the welcome's seq and the replayed frames.
@@ -195,7 +281,7 @@ export abstract class ChannelRoom<
       protocol: PROTOCOL_VERSION,
       connectionId: att.cid,
       channel: this.channel,
-      kind: this.options.kind,
+      kind: this.#kind.kind,
       user,
       seq: this.log.seq,
       epoch: this.log.epoch,
@@ -205,15 +291,31 @@ export abstract class ChannelRoom<
     server.send(JSON.stringify(welcome));
     for (const frame of replay) server.send(frame);
 
-    if (user && firstOfUser && this.options.presence === 'members') {
-      this.broadcast(
-        { type: 'presence.joined', user, ...this.presenceCounts() },
-        (other) => other !== conn,
+    if (user && firstOfUser) this.#presenceChanged({ type: 'presence.joined', user }, conn);
+    this.onJoin(conn, firstOfUser);
+    await this.schedule(SWEEP_TASK, now + this.#sweepIntervalMs(), { ifEarlier: true });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  #checkCaps(user: PublicUser | null, address: string): void {
+    const perUser = Number(this.env.MAX_CONNECTIONS_PER_USER_PER_CHANNEL || DEFAULT_CAPS.perUser);
+    const perAddress = Number(
+      this.env.MAX_CONNECTIONS_PER_ADDRESS_PER_CHANNEL || DEFAULT_CAPS.perAddress,
+    );
+    if (user && this.#roster.connectionsOfUser(user.id) >= perUser) {
+      throw new ChannelError(
+        ErrorCode.tooManyConnections,
+        `at most ${perUser} connections per user on one channel; close another tab first`,
+        429,
       );
     }
-    this.onJoin(conn, firstOfUser);
-    await this.schedule(SWEEP_TASK, Date.now() + this.options.sweepIntervalMs, { ifEarlier: true });
-    return new Response(null, { status: 101, webSocket: client });
+    if (this.#roster.connectionsFrom(address) >= perAddress) {
+      throw new ChannelError(
+        ErrorCode.tooManyConnections,
+        `at most ${perAddress} connections from one address on one channel`,
+        429,
+      );
+    }
   }
 
   // ---- frames ----------------------------------------------------------------------
@@ -221,18 +323,19 @@ export abstract class ChannelRoom<
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const conn = this.#roster.find(ws);
     if (!conn) return; // not a socket this room accepted
+    this.#stats.frames += 1;
     try {
       await this.ready();
       await this.#handleMessage(conn, message);
     } catch (err) {
-      console.error(`${this.constructor.name} ${this.#channel ?? '?'}: frame failed`, err);
+      console.error(`${this.kit.label}: frame failed`, err);
       this.sendTo(conn, { type: 'error', code: ErrorCode.internal, message: 'internal error' });
     }
   }
 
   async #handleMessage(conn: Connection, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
-    conn.lastSeen = now;
+    conn.noteFrame(now, this.#heartbeatTimeoutMs() / 3);
     if (frameBytes(message) > MAX_FRAME_BYTES) {
       this.closeConnection(conn, CloseCode.tooBig, `frame over ${MAX_FRAME_BYTES} bytes`);
       return;
@@ -247,50 +350,78 @@ export abstract class ChannelRoom<
       this.sendTo(conn, warning.toFrame());
       return;
     }
-    const parsed = parseFrame(message, this.#frameTypes, this.frames);
+    const parsed = parseFrame(message, this.#kind.frames);
     const id = parsed.id;
     if ('error' in parsed) {
       this.sendTo(conn, parsed.error.toFrame(id));
       return;
     }
-    const frame = parsed.frame;
-    if (frame.type === 'ping') {
+    if (parsed.frame.type === 'ping') {
       this.sendTo(conn, id === undefined ? { type: 'pong' } : { type: 'pong', id });
       return;
     }
-    if (id === undefined) {
-      try {
-        await this.onFrame(conn, frame);
-      } catch (err) {
-        if (!(err instanceof ChannelError)) throw err;
-        this.sendTo(conn, err.toFrame());
-      }
-      return;
-    }
-    const key = conn.att.user ? `u:${conn.att.user.id}:${id}` : `c:${conn.att.cid}:${id}`;
+    const user = conn.user;
     try {
-      const { json, duplicate } = await this.idempotent(key, async () => {
-        const handled = await this.onFrame(conn, frame);
-        return { type: 'ack', id, ...handled } as const;
-      });
-      if (conn.ws.readyState !== WebSocket.OPEN) return;
-      conn.ws.send(duplicate ? JSON.stringify({ ...JSON.parse(json), duplicate: true }) : json);
+      if (!user) {
+        throw new ChannelError(
+          ErrorCode.authRequired,
+          'anonymous connections can read but not write: sign in first',
+          401,
+        );
+      }
+      const key = id === undefined ? undefined : `u:${user.id}:${id}`;
+      const { value, duplicate } = await this.#run(
+        { user, conn, ...(key ? { key, hash: requestHash(parsed.frame) } : {}) },
+        parsed.frame as FrameOf<M, keyof M & string>,
+      );
+      if (id === undefined || conn.ws.readyState !== WebSocket.OPEN) return;
+      conn.ws.send(
+        JSON.stringify({ type: 'ack', id, ...value, ...(duplicate ? { duplicate: true } : {}) }),
+      );
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       this.sendTo(conn, err.toFrame(id));
     }
   }
 
-  /**
-   * Runs `apply` once per key: a repeated key gets the stored answer (`duplicate: true`),
-   * a concurrent repeat waits for the first. Only successes are stored, so a refused
-   * request can be retried.
-   */
-  protected idempotent<T>(key: string, apply: () => Promise<T>): Promise<Once<T>> {
-    return this.#ledger.once(key, apply);
+  /** One path for a frame, from a socket or from REST: write rule, dedupe, handler. */
+  async #run(
+    call: Call,
+    frame: FrameOf<M, keyof M & string>,
+  ): Promise<{ value: Handled; duplicate: boolean }> {
+    if (this.#kind.write === 'nobody') {
+      throw new ChannelError(ErrorCode.forbidden, 'this channel is read-only', 403);
+    }
+    const handler = this.handlers[frame.type as keyof M & string] as (
+      call: Call,
+      frame: FrameOf<M, keyof M & string>,
+    ) => Handled | Promise<Handled>;
+    if (!call.key || !call.hash) return { value: await handler(call, frame), duplicate: false };
+    return this.#ledger.once(
+      call.key,
+      call.hash,
+      async () => handler(call, frame),
+      () => call.answered === true,
+    );
   }
 
-  /** Serialises writes: each `fn` starts after the previous one settled. */
+  /**
+   * A client request that arrived over REST: validated like a socket frame and run through the
+   * same handler, with `requestId` (the Idempotency-Key) deduped exactly like a frame's `id`.
+   */
+  async request(user: PublicUser, frame: { type: string }, requestId?: string) {
+    return this.rpc(async () => {
+      const parsed = parseFrame(JSON.stringify(frame), this.#kind.frames);
+      if ('error' in parsed) throw parsed.error;
+      const key = requestId === undefined ? undefined : `u:${user.id}:${requestId}`;
+      return this.#run(
+        { user, conn: null, ...(key ? { key, hash: requestHash(parsed.frame) } : {}) },
+        parsed.frame as FrameOf<M, keyof M & string>,
+      );
+    });
+  }
+
+  /** Serialises async work that must not interleave (a read of D1 followed by a commit). */
   protected exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
     const run = this.#queue.then(fn);
     this.#queue = run.catch(() => undefined);
@@ -298,27 +429,79 @@ export abstract class ChannelRoom<
   }
 
   /** Wraps an RPC body so a ChannelError crosses the RPC boundary as data, not as a thrown error. */
-  protected async rpc<T>(channel: string, body: () => Promise<T> | T): Promise<RpcResult<T>> {
+  protected async rpc<T>(body: () => Promise<T> | T): Promise<RpcResult<T>> {
+    this.#stats.rpcs += 1;
     try {
-      await this.ready(channel);
+      await this.ready();
       return { ok: true, value: await body() };
     } catch (err) {
       if (err instanceof ChannelError) {
         return { ok: false, error: { code: err.code, message: err.message, status: err.status } };
       }
-      console.error(`${this.constructor.name} ${channel}: rpc failed`, err);
+      console.error(`${this.kit.label}: rpc failed`, err);
       throw err;
     }
   }
 
-  // ---- broadcasting ----------------------------------------------------------------
+  // ---- the one commit point --------------------------------------------------------
+
+  /**
+   * Commits a change: everything `apply` writes (the kind's own tables, sequenced events, outbox
+   * rows) and the request's answer go into one SQLite transaction. Events reach sockets after
+   * the commit, in seq order; D1 follows from the outbox. `apply` must be synchronous.
+   */
+  protected commit<T extends Handled | object>(call: Call | null, apply: (tx: Tx) => T): T {
+    const frames: string[] = [];
+    let outboxRows = 0;
+    const tx: Tx = {
+      publish: (event) => {
+        const { frame, json } = this.log.append(event);
+        frames.push(json);
+        return frame;
+      },
+      outbox: (op, payload) => {
+        this.#outbox.add(op, payload);
+        outboxRows += 1;
+      },
+    };
+    const result = this.ctx.storage.transactionSync(() => {
+      const value = apply(tx);
+      if (call?.key && call.hash) {
+        this.#ledger.store(call.key, call.hash, value);
+        call.answered = true;
+      }
+      return value;
+    });
+    for (const json of frames) this.broadcastRaw(json);
+    if (outboxRows > 0) this.#kickOutbox();
+    return result;
+  }
 
   /** Stores a durable event in the log under the next seq and sends it to every socket. */
-  protected publish<Ev extends { type: string }>(event: Ev) {
-    const { frame, json } = this.log.append(event);
-    this.broadcastRaw(json);
-    return frame;
+  protected publish<E extends { type: string }>(event: E): E & Sequenced {
+    return this.commit(null, (tx) => tx.publish(event));
   }
+
+  #kickOutbox(): void {
+    if (!this.#outboxArmed) {
+      this.#outboxArmed = true;
+      this.ctx.waitUntil(
+        this.#tasks
+          .schedule(OUTBOX_TASK, Date.now() + OUTBOX_BACKSTOP_MS, { ifEarlier: true })
+          .catch((err: unknown) => console.error(`${this.kit.label}: outbox alarm`, err)),
+      );
+    }
+    this.ctx.waitUntil(this.#flushOutbox());
+  }
+
+  async #flushOutbox(): Promise<void> {
+    await this.#outbox.flush();
+    if (this.#outbox.pending() === 0) this.#outboxArmed = false;
+    else
+      await this.#tasks.schedule(OUTBOX_TASK, Date.now() + OUTBOX_BACKSTOP_MS, { ifEarlier: true });
+  }
+
+  // ---- broadcasting ----------------------------------------------------------------
 
   /** Sends an ephemeral frame (never stored, never sequenced). */
   protected broadcast(frame: object, filter?: (conn: Connection) => boolean): void {
@@ -371,17 +554,47 @@ export abstract class ChannelRoom<
 
   protected presenceSnapshot(): PresenceSnapshot {
     const counts = this.#roster.counts();
-    if (this.options.presence === 'counts') return counts;
-    return { ...counts, members: this.#roster.members() };
+    if (this.#kind.presence === 'counts') return counts;
+    const limit = this.options.memberLimit;
+    return {
+      ...counts,
+      members: this.#roster.members(limit),
+      ...(counts.users > limit ? { membersTruncated: true } : {}),
+    };
+  }
+
+  /**
+   * A user arrived or left. Up to the member limit every member hears who; past it, a crowd
+   * of N would cost N² frames, so members get the counts instead, at most once a second.
+   */
+  #presenceChanged(
+    change: { type: 'presence.joined' | 'presence.left'; user: PublicUser },
+    except?: Connection,
+  ): void {
+    if (this.#kind.presence !== 'members') return;
+    const counts = this.#roster.counts();
+    const crowd = this.options.memberLimit;
+    if (counts.users <= crowd) {
+      this.broadcast({ ...change, ...counts }, except ? (other) => other !== except : undefined);
+      return;
+    }
+    if (this.#presenceCountsDue) return;
+    this.#presenceCountsDue = true;
+    this.ctx.waitUntil(this.schedule('presence-counts', Date.now() + 1000, { ifEarlier: true }));
+  }
+
+  #sendPresenceCounts(): void {
+    this.#presenceCountsDue = false;
+    this.broadcast({ type: 'presence.counts', ...this.#roster.counts() });
   }
 
   /** Takes a connection off the roster once; announces the user's leave if it was their last. */
   #untrack(conn: Connection): void {
     const removed = this.#roster.remove(conn);
     if (!removed) return;
-    const user = conn.att.user;
-    if (user && removed.lastOfUser && this.options.presence === 'members') {
-      this.broadcast({ type: 'presence.left', user, ...this.presenceCounts() });
+    if (conn.userId && removed.lastOfUser) {
+      const user = conn.user;
+      if (user) this.#presenceChanged({ type: 'presence.left', user });
     }
     this.onLeave(conn, removed.lastOfUser);
   }
@@ -389,6 +602,7 @@ export abstract class ChannelRoom<
   // ---- closing ---------------------------------------------------------------------
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#stats.closes += 1;
     const conn = this.#roster.find(ws);
     try {
       // Complete the handshake; 1005/1006 are reserved and cannot be sent back.
@@ -398,22 +612,20 @@ export abstract class ChannelRoom<
     }
     if (!conn) return;
     try {
-      await this.ready();
       this.#untrack(conn);
     } catch (err) {
-      console.error(`${this.constructor.name} ${this.#channel ?? '?'}: close failed`, err);
+      console.error(`${this.kit.label}: close failed`, err);
     }
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     const conn = this.#roster.find(ws);
-    console.error(`${this.constructor.name} ${this.#channel ?? '?'}: socket error`, error);
+    console.error(`${this.kit.label}: socket error`, error);
     if (!conn) return;
     try {
-      await this.ready();
       this.#untrack(conn);
     } catch (err) {
-      console.error(`${this.constructor.name} ${this.#channel ?? '?'}: error handling failed`, err);
+      console.error(`${this.kit.label}: error handling failed`, err);
     }
   }
 
@@ -425,47 +637,79 @@ export abstract class ChannelRoom<
   }
 
   override async alarm(): Promise<void> {
-    await this.ready();
+    this.#stats.alarms += 1;
     const now = Date.now();
     for (const name of this.#tasks.takeDue(now)) {
       try {
-        if (name === SWEEP_TASK) await this.sweep(now);
-        else await this.onTask(name);
+        const run = this.#taskRunners.get(name);
+        if (run) await run();
+        else console.error(`${this.kit.label}: no runner for task ${name}`);
       } catch (err) {
-        console.error(`${this.constructor.name} ${this.#channel ?? '?'}: task ${name} failed`, err);
+        console.error(`${this.kit.label}: task ${name} failed`, err);
       }
     }
     await this.#tasks.rearm();
   }
 
+  #heartbeatTimeoutMs(): number {
+    return Number(this.env.HEARTBEAT_TIMEOUT_SECONDS || '75') * 1000;
+  }
+
+  /** Half the heartbeat timeout, between 1 s and 30 s: a ghost goes within timeout + interval. */
+  #sweepIntervalMs(): number {
+    return Math.min(30_000, Math.max(1000, this.#heartbeatTimeoutMs() / 2));
+  }
+
   /**
-   * Closes ghost sockets (silent past the heartbeat timeout, or no longer open), trims the
-   * log and the request-id store, and reschedules itself while sockets remain.
+   * Closes ghost sockets (silent past the heartbeat timeout, or no longer open), trims the log,
+   * and reschedules itself while sockets remain. A heartbeat answered by the runtime counts as
+   * a sign of life, so a socket that only pings is never a ghost, and the sweep reads a socket's
+   * attachment only when neither its heartbeat nor a frame since this wake vouch for it.
    */
   async sweep(now = Date.now()): Promise<{ closed: number }> {
-    const timeoutMs = Number(this.env.HEARTBEAT_TIMEOUT_SECONDS || '75') * 1000;
+    const timeoutMs = this.#heartbeatTimeoutMs();
     let closed = 0;
     for (const conn of [...this.#roster.all()]) {
-      let heartbeat = 0;
-      try {
-        heartbeat = this.ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? 0;
-      } catch {
-        // socket gone
-      }
-      const seen = Math.max(conn.lastSeen, heartbeat);
       if (conn.ws.readyState !== WebSocket.OPEN) {
         this.#untrack(conn);
         closed += 1;
-      } else if (now - seen > timeoutMs) {
+        continue;
+      }
+      let seen = conn.lastSeen;
+      try {
+        seen = Math.max(seen, this.ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? 0);
+      } catch {
+        // socket gone
+      }
+      if (now - seen > timeoutMs) seen = Math.max(seen, conn.att.seenAt ?? conn.att.connectedAt);
+      if (now - seen > timeoutMs) {
         this.closeConnection(conn, CloseCode.heartbeatTimeout, 'heartbeat timeout');
         closed += 1;
       }
     }
     this.log.trim(now);
-    this.#ledger.prune(now);
     if (this.#roster.counts().connections > 0) {
-      await this.schedule(SWEEP_TASK, now + this.options.sweepIntervalMs);
+      await this.schedule(SWEEP_TASK, now + this.#sweepIntervalMs());
     }
     return { closed };
   }
+
+  /** What this instance did since it woke (for the idle benchmark and operators). */
+  stats(): ChannelStats {
+    const counts = this.#roster.counts();
+    return {
+      channel: this.channel,
+      kind: this.#kind.kind,
+      since: this.#since,
+      ...counts,
+      seq: this.log.seq,
+      outboxPending: this.#outbox.pending(),
+      outboxLagMs: this.#outbox.lagMs(),
+      wakes: { ...this.#stats },
+    };
+  }
+}
+
+function refusal(err: ChannelError): Response {
+  return Response.json({ error: { code: err.code, message: err.message } }, { status: err.status });
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ChannelError } from '../channel/errors';
 import { ErrorCode } from '../protocol/core';
 
 export interface FieldIssue {
@@ -37,6 +38,12 @@ export function errorBody(code: string, message: string, fields?: FieldIssue[]) 
 }
 
 export function onError(err: Error, c: Context): Response {
+  // The one error type the rooms (and the channel core) throw, answered as it is.
+  if (err instanceof ChannelError) {
+    const status = err.status as ContentfulStatusCode;
+    const fields = err.issues?.map((i) => ({ path: i.path || '(body)', message: i.message }));
+    return c.json(errorBody(err.code, err.message, fields), status);
+  }
   if (err instanceof ApiError) {
     return c.json(errorBody(err.code, err.message, err.fields), err.status);
   }

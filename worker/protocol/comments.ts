@@ -1,13 +1,14 @@
 // Comment rooms: comments on one item, typing indicators, who is here.
 import { z } from 'zod';
 import type {
+  ClientFrame,
   CoreServerFrame,
+  FrameMap,
   PresenceSnapshot,
   PublicUser,
   Sequenced,
   WelcomeFrame,
 } from './core';
-import { pingFrame, requestId } from './core';
 
 export const COMMENT_MAX_CHARS = 2000;
 export const COMMENT_PAGE_SIZE = 50;
@@ -18,21 +19,12 @@ export const commentBody = z
   .min(1, 'must not be empty')
   .max(COMMENT_MAX_CHARS, `must be at most ${COMMENT_MAX_CHARS} characters`);
 
-export const commentClientFrame = z.discriminatedUnion('type', [
-  pingFrame,
-  z
-    .object({ type: z.literal('comment.create'), id: requestId.optional(), body: commentBody })
-    .strict(),
-  z
-    .object({
-      type: z.literal('comment.delete'),
-      id: requestId.optional(),
-      commentId: z.string().min(1).max(64),
-    })
-    .strict(),
-  z.object({ type: z.literal('typing'), isTyping: z.boolean() }).strict(),
-]);
-export type CommentClientFrame = z.infer<typeof commentClientFrame>;
+export const commentFrames = {
+  'comment.create': z.object({ body: commentBody }).strict(),
+  'comment.delete': z.object({ commentId: z.string().min(1).max(64) }).strict(),
+  typing: z.object({ isTyping: z.boolean() }).strict(),
+} satisfies FrameMap;
+export type CommentClientFrame = ClientFrame<typeof commentFrames>;
 
 export interface Comment {
   id: string;

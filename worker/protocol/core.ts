@@ -77,13 +77,33 @@ export const ErrorCode = {
   ticketTransferred: 'ticket_transferred',
   notHolder: 'not_holder',
   userNotFound: 'user_not_found',
+  // door checks (docs/protocol.md, "Limits")
+  tooManyConnections: 'too_many_connections',
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** A client-chosen request id; a repeated id is acknowledged again but not applied twice. */
 export const requestId = z.string().min(1).max(64);
 
-export const pingFrame = z.object({ type: z.literal('ping'), id: requestId.optional() }).strict();
+/**
+ * A kind's client frames: each frame type names the schema of its fields (without `type` and
+ * `id`, which the core owns). The core derives the set of types, answers `ping`, and handles
+ * request ids for every kind alike.
+ */
+export type FrameMap = Record<string, z.ZodType<object>>;
+
+/** A frame as the server's handlers see it, after validation. */
+export type FrameOf<M extends FrameMap, K extends keyof M & string> = { type: K } & z.output<M[K]>;
+
+/** What a client may send on a kind's channel (input types: defaults may be omitted). */
+export type ClientFrame<M extends FrameMap> =
+  | { [K in keyof M & string]: { type: K; id?: string } & z.input<M[K]> }[keyof M & string]
+  | PingFrame;
+
+export interface PingFrame {
+  type: 'ping';
+  id?: string;
+}
 
 export interface PublicUser {
   id: string;
@@ -163,12 +183,24 @@ export interface PresenceLeftFrame {
   connections: number;
 }
 
+/**
+ * Sent instead of every join and leave once a `members` room holds more people than its
+ * member limit: the counts, coalesced to at most one frame per window.
+ */
+export interface PresenceCountsFrame {
+  type: 'presence.counts';
+  users: number;
+  connections: number;
+}
+
 /** Presence section of a channel snapshot. */
 export interface PresenceSnapshot {
   users: number;
   connections: number;
-  /** Omitted by kinds that only count (large audiences). */
+  /** Omitted by kinds that only count (large audiences). At most the room's member limit. */
   members?: PresenceMember[];
+  /** True when `members` lists only the first of more users than the member limit. */
+  membersTruncated?: boolean;
 }
 
 export type CoreServerFrame =
@@ -177,4 +209,5 @@ export type CoreServerFrame =
   | ErrorFrame
   | PongFrame
   | PresenceJoinedFrame
-  | PresenceLeftFrame;
+  | PresenceLeftFrame
+  | PresenceCountsFrame;

@@ -2,8 +2,14 @@
 // (`POST /api/bookings` with an Idempotency-Key); the socket is for watching. See
 // docs/protocol.md ("Kind: event") and docs/bookings.md.
 import { z } from 'zod';
-import type { CoreServerFrame, PresenceSnapshot, Sequenced, WelcomeFrame } from './core';
-import { pingFrame } from './core';
+import type {
+  ClientFrame,
+  CoreServerFrame,
+  FrameMap,
+  PresenceSnapshot,
+  Sequenced,
+  WelcomeFrame,
+} from './core';
 
 /** Most seats one booking may take; larger groups book several times (docs/bookings.md). */
 export const MAX_SEATS_PER_BOOKING = 10;
@@ -81,9 +87,9 @@ export const transferBody = z.object({ toUserId: entityId }).strict();
 
 export const accessBody = z.object({ userId: entityId }).strict();
 
-/** The socket only watches; pings are answered by the runtime, this keeps `{id}` pings working. */
-export const eventClientFrame = z.discriminatedUnion('type', [pingFrame]);
-export type EventClientFrame = z.infer<typeof eventClientFrame>;
+/** The socket only watches: its one frame is the core's `ping`. */
+export const eventFrames = {} satisfies FrameMap;
+export type EventClientFrame = ClientFrame<typeof eventFrames>;
 
 export interface EventView {
   id: string;

@@ -1,8 +1,6 @@
 // The lobby: everyone's dashboard. The directory of live stations with listener counts, the
 // "now live" / "offline" events, and for admins the monitoring view of every active stream.
-import { z } from 'zod';
-import type { CoreServerFrame, Sequenced, WelcomeFrame } from './core';
-import { pingFrame } from './core';
+import type { ClientFrame, CoreServerFrame, FrameMap, Sequenced, WelcomeFrame } from './core';
 import type {
   BroadcastSession,
   ListenerCounts,
@@ -13,8 +11,9 @@ import type {
 } from './stream';
 
 /** The lobby is read-only: clients only listen (and ping). */
-export const lobbyClientFrame = z.discriminatedUnion('type', [pingFrame]);
-export type LobbyClientFrame = z.infer<typeof lobbyClientFrame>;
+/** The lobby is read-only: its one frame is the core's `ping`. */
+export const lobbyFrames = {} satisfies FrameMap;
+export type LobbyClientFrame = ClientFrame<typeof lobbyFrames>;
 
 /** Live stations listed in a welcome; REST (`GET /api/stations?live=true`) pages past it. */
 export const LOBBY_SNAPSHOT_LIMIT = 500;

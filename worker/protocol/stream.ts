@@ -1,8 +1,14 @@
 // Station channels (StreamRoom): live state, now playing, listener counts, chat and reactions.
 // REST bodies for stations live here too, so the worker and the client validate alike.
 import { z } from 'zod';
-import type { CoreServerFrame, PublicUser, Sequenced, WelcomeFrame } from './core';
-import { pingFrame, requestId } from './core';
+import type {
+  ClientFrame,
+  CoreServerFrame,
+  FrameMap,
+  PublicUser,
+  Sequenced,
+  WelcomeFrame,
+} from './core';
 
 export const CHAT_MAX_CHARS = 500;
 export const CHAT_PAGE_SIZE = 50;
@@ -76,34 +82,16 @@ const moderationFields = {
 export const moderationBody = z.object(moderationFields).strict();
 export type ModerationRequest = z.infer<typeof moderationBody>;
 
-export const streamClientFrame = z.discriminatedUnion('type', [
-  pingFrame,
-  z.object({ type: z.literal('stream.start'), id: requestId.optional(), ...showFields }).strict(),
-  z.object({ type: z.literal('stream.stop'), id: requestId.optional() }).strict(),
-  z
-    .object({ type: z.literal('stream.metadata'), id: requestId.optional(), ...metadataFields })
-    .strict()
-    .refine(someField, someFieldMessage),
-  z.object({ type: z.literal('chat.send'), id: requestId.optional(), body: chatBody }).strict(),
-  z
-    .object({
-      type: z.literal('chat.delete'),
-      id: requestId.optional(),
-      messageId: z.string().min(1).max(64),
-    })
-    .strict(),
-  z
-    .object({ type: z.literal('chat.moderate'), id: requestId.optional(), ...moderationFields })
-    .strict(),
-  z
-    .object({
-      type: z.literal('reaction'),
-      id: requestId.optional(),
-      emoji: z.enum(REACTION_EMOJI),
-    })
-    .strict(),
-]);
-export type StreamClientFrame = z.infer<typeof streamClientFrame>;
+export const streamFrames = {
+  'stream.start': showInfo,
+  'stream.stop': z.object({}).strict(),
+  'stream.metadata': metadataUpdate,
+  'chat.send': z.object({ body: chatBody }).strict(),
+  'chat.delete': z.object({ messageId: z.string().min(1).max(64) }).strict(),
+  'chat.moderate': moderationBody,
+  reaction: z.object({ emoji: z.enum(REACTION_EMOJI) }).strict(),
+} satisfies FrameMap;
+export type StreamClientFrame = ClientFrame<typeof streamFrames>;
 
 // ---- state -------------------------------------------------------------------------
 

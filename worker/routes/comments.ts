@@ -1,15 +1,15 @@
-import { and, desc, eq, isNull } from 'drizzle-orm';
+// Comments on an item: history from the item's room (current) and D1 (older), and writes
+// through the room — the same path, dedupe and answers as its socket frames.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { connectChannel, unwrap } from '../channel/connect';
-import { authorColumns, authorOf, db, schema } from '../db/client';
+import { cursorParam } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
 import { currentUser } from '../http/auth';
 import { idempotencyKeyOf } from '../http/idempotency';
-import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
 import { COMMENT_PAGE_SIZE, commentBody } from '../protocol/comments';
-import { commentChannel } from '../rooms/CommentRoom';
+import { comments } from '../rooms/comments/kind';
+import { answered } from './answers';
 
 const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(COMMENT_PAGE_SIZE),
@@ -17,55 +17,27 @@ const pageQuery = z.object({
   before: cursorParam,
 });
 
-function room(c: { env: Env }, itemId: string) {
-  return c.env.COMMENT_ROOM.get(c.env.COMMENT_ROOM.idFromName(commentChannel(itemId)));
-}
-
 export const commentRoutes = new Hono<AppEnv>()
   .get('/items/:itemId/comments', async (c) => {
     const itemId = pathId(c, 'itemId');
     const { limit, before } = parseQuery(c, pageQuery);
-    const t = schema.comments;
-    const cursor = pastCursor(t.createdAt, t.id, before, 'desc');
-    const rows = await db(c.env.DB)
-      .select({
-        id: t.id,
-        body: t.body,
-        createdAt: t.createdAt,
-        ...authorColumns,
-      })
-      .from(t)
-      .innerJoin(schema.users, eq(schema.users.id, t.userId))
-      .where(and(eq(t.itemId, itemId), isNull(t.deletedAt), cursor))
-      .orderBy(desc(t.createdAt), desc(t.id))
-      .limit(limit + 1);
-    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
-    return c.json({
-      comments: page.map((r) => ({
-        id: r.id,
-        itemId,
-        user: authorOf(r),
-        body: r.body,
-        createdAt: r.createdAt,
-      })),
-      nextCursor,
-    });
+    return c.json(await comments.room(c.env, itemId).history(limit, before));
   })
   .post('/items/:itemId/comments', async (c) => {
     const user = currentUser(c);
     const itemId = pathId(c, 'itemId');
     const key = idempotencyKeyOf(c);
     const { body } = await parseBody(c, z.object({ body: commentBody }));
-    const created = unwrap(await room(c, itemId).postComment(itemId, user, body, key));
-    return c.json(created, 201);
+    const frame = { type: 'comment.create', body };
+    return answered(c, await comments.room(c.env, itemId).request(user, frame, key), 201);
   })
   .delete('/items/:itemId/comments/:commentId', async (c) => {
     const user = currentUser(c);
     const itemId = pathId(c, 'itemId');
-    const commentId = pathId(c, 'commentId');
-    return c.json(unwrap(await room(c, itemId).deleteComment(itemId, user, commentId)));
+    const frame = { type: 'comment.delete', commentId: pathId(c, 'commentId') };
+    return answered(c, await comments.room(c.env, itemId).request(user, frame), 200);
   });
 
 export const commentSockets = new Hono<AppEnv>().get('/comments/:itemId', (c) =>
-  connectChannel(c, c.env.COMMENT_ROOM, commentChannel(pathId(c, 'itemId')), { anonymous: true }),
+  comments.connect(c.req.raw, c.env, c.get('user'), pathId(c, 'itemId')),
 );

@@ -4,13 +4,14 @@ import { and, asc, desc, eq, exists, inArray, or, type SQL } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
-import { connectChannel, unwrap } from '../channel/connect';
+import { keyState } from '../db/bookings';
 import { db, schema } from '../db/client';
+import { type EventRow, existingUsers, findBooking, findEvent, findTicket } from '../db/events';
+import { cursorParam, pageOf, pastCursor } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, requireRole } from '../http/auth';
 import { ApiError } from '../http/errors';
 import { idempotencyKeyOf } from '../http/idempotency';
-import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
 import { ErrorCode, type PublicUser } from '../protocol/core';
 import {
@@ -20,21 +21,17 @@ import {
   transferBody,
   updateEventBody,
 } from '../protocol/events';
-import type { Answer } from '../rooms/EventRoom';
-import { keyState, requestHash, settle } from '../rooms/event-inventory';
 import {
+  type Answer,
   bookingView,
   canManage,
   canSee,
-  type EventRow,
-  eventChannel,
+  event as eventKind,
   eventView,
-  existingUsers,
-  findBooking,
-  findEvent,
-  findTicket,
+  requestHash,
+  settle,
   ticketView,
-} from '../rooms/event-records';
+} from '../rooms/event/kind';
 
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -43,10 +40,6 @@ const listQuery = z.object({
 });
 
 const mineQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) });
-
-function room(c: { env: Env }, eventId: string) {
-  return c.env.EVENT_ROOM.get(c.env.EVENT_ROOM.idFromName(eventChannel(eventId)));
-}
 
 function answer(c: Context<AppEnv>, a: Pick<Answer, 'status' | 'body' | 'replayed'>): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -158,7 +151,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const eventId = pathId(c, 'eventId');
     const changes = await parseBody(c, updateEventBody);
     await visibleEvent(c, eventId);
-    return c.json(unwrap(await room(c, eventId).updateEvent(eventId, user, changes)));
+    return c.json(await eventKind.room(c.env, eventId).updateEvent(user, changes));
   })
   .get('/events/:eventId/access', async (c) => {
     const user = currentUser(c);
@@ -177,7 +170,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const eventId = pathId(c, 'eventId');
     const { userId } = await parseBody(c, accessBody);
     mustManage(await visibleEvent(c, eventId), user);
-    const granted = unwrap(await room(c, eventId).grantAccess(eventId, user, userId));
+    const granted = await eventKind.room(c.env, eventId).grantAccess(user, userId);
     return c.json({ eventId, userId }, granted.created ? 201 : 200);
   })
   .delete('/events/:eventId/access/:userId', async (c) => {
@@ -185,7 +178,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const eventId = pathId(c, 'eventId');
     const userId = pathId(c, 'userId');
     mustManage(await visibleEvent(c, eventId), user);
-    return c.json(unwrap(await room(c, eventId).revokeAccess(eventId, user, userId)));
+    return c.json(await eventKind.room(c.env, eventId).revokeAccess(user, userId));
   })
   .post('/bookings', async (c) => {
     const user = currentUser(c);
@@ -203,9 +196,7 @@ export const eventRoutes = new Hono<AppEnv>()
     }
     await visibleEvent(c, body.eventId);
     const idem = key !== undefined && hash !== undefined ? { key, requestHash: hash } : undefined;
-    const result = unwrap(
-      await room(c, body.eventId).book(body.eventId, user, body.quantity, idem),
-    );
+    const result = await eventKind.room(c.env, body.eventId).book(user, body.quantity, idem);
     return answer(c, result);
   })
   .get('/bookings/:bookingId', async (c) => {
@@ -230,7 +221,7 @@ export const eventRoutes = new Hono<AppEnv>()
     });
     if (!booking) throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
     const { eventId } = booking;
-    return c.json(unwrap(await room(c, eventId).cancelBooking(eventId, user, bookingId)));
+    return c.json(await eventKind.room(c.env, eventId).cancelBooking(user, bookingId));
   })
   .post('/tickets/:ticketId/transfer', async (c) => {
     const user = currentUser(c);
@@ -239,7 +230,7 @@ export const eventRoutes = new Hono<AppEnv>()
     const ticket = await findTicket(db(c.env.DB), ticketId);
     if (!ticket) throw new ApiError(404, ErrorCode.ticketNotFound, 'no such ticket');
     const { eventId } = ticket;
-    return c.json(unwrap(await room(c, eventId).transferTicket(eventId, user, ticketId, toUserId)));
+    return c.json(await eventKind.room(c.env, eventId).transferTicket(user, ticketId, toUserId));
   })
   .get('/me/tickets', async (c) => {
     const user = currentUser(c);
@@ -324,5 +315,5 @@ export const eventSockets = new Hono<AppEnv>().get('/events/:eventId', async (c)
   const eventId = pathId(c, 'eventId');
   // Private events are refused here, before the room is reached; the room checks again.
   await visibleEvent(c, eventId);
-  return connectChannel(c, c.env.EVENT_ROOM, eventChannel(eventId), { anonymous: true });
+  return eventKind.connect(c.req.raw, c.env, c.get('user'), eventId);
 });

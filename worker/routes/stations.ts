@@ -4,13 +4,12 @@
 import { and, count, desc, eq, inArray } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { connectChannel, unwrap } from '../channel/connect';
 import { db, schema } from '../db/client';
+import { cursorParam, pageOf, pastCursor } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, requireRole } from '../http/auth';
 import { ApiError } from '../http/errors';
 import { idempotencyKeyOf } from '../http/idempotency';
-import { cursorParam, pageOf, pastCursor } from '../http/paging';
 import { parseBody, parseQuery, pathId } from '../http/validate';
 import { ErrorCode, type PublicUser } from '../protocol/core';
 import type { DirectoryCounts } from '../protocol/lobby';
@@ -24,9 +23,9 @@ import {
   stationCreateBody,
   stationUpdateBody,
 } from '../protocol/stream';
-import { LOBBY_CHANNEL, lobbyStub } from '../rooms/Lobby';
-import { stationChannel } from '../rooms/StreamRoom';
-import { readChatPage } from '../rooms/stream/records';
+import { lobby } from '../rooms/lobby/kind';
+import { mayManageStation, station } from '../rooms/stream/kind';
+import { answered } from './answers';
 
 type StationRow = typeof schema.stations.$inferSelect;
 
@@ -43,10 +42,6 @@ const chatQuery = z.object({
 });
 
 const sessionsQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(20) });
-
-function room(c: { env: Env }, stationId: string) {
-  return c.env.STREAM_ROOM.get(c.env.STREAM_ROOM.idFromName(stationChannel(stationId)));
-}
 
 function stationView(row: StationRow, counts: DirectoryCounts[string] | undefined) {
   return {
@@ -78,7 +73,7 @@ async function findStation(c: Context<AppEnv>, stationId: string): Promise<Stati
 async function managedStation(c: Context<AppEnv>): Promise<{ row: StationRow; user: PublicUser }> {
   const user = currentUser(c);
   const row = await findStation(c, pathId(c, 'stationId'));
-  if (user.role !== 'admin' && user.id !== row.ownerId) {
+  if (!mayManageStation(row, user)) {
     throw new ApiError(403, ErrorCode.forbidden, 'only the station owner or an admin may do that');
   }
   return { row, user };
@@ -109,7 +104,7 @@ export const stationRoutes = new Hono<AppEnv>()
       .orderBy(desc(t.createdAt), desc(t.id))
       .limit(limit + 1);
     const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
-    const counts = unwrap(await lobbyStub(c.env).counts(page.map((r) => r.id)));
+    const counts = await lobby.room(c.env).counts(page.map((r) => r.id));
     return c.json({
       stations: page.map((r) => stationView(r, counts[r.id])),
       nextCursor,
@@ -138,7 +133,7 @@ export const stationRoutes = new Hono<AppEnv>()
     const stationId = pathId(c, 'stationId');
     const row = await findStation(c, stationId);
     // One station: ask its room, which holds the exact counts and the authoritative live state.
-    const status = unwrap(await room(c, stationId).getStatus(stationId));
+    const status = await station.room(c.env, stationId).status();
     const user = c.get('user');
     const favourites = await favouriteState(c, stationId, user?.id ?? '');
     return c.json({
@@ -176,22 +171,37 @@ export const stationRoutes = new Hono<AppEnv>()
         updatedAt: next.updatedAt,
       })
       .where(eq(schema.stations.id, row.id));
-    unwrap(await room(c, row.id).stationUpdated(row.id));
+    await station.room(c.env, row.id).stationUpdated();
     return c.json({ station: stationView(next, undefined) });
   })
   .post('/stations/:stationId/live', async (c) => {
     const { row, user } = await managedStation(c);
     const show = await parseBody(c, showInfo);
-    return c.json(unwrap(await room(c, row.id).goLive(row.id, user, show)), 201);
+    const frame = { type: 'stream.start', ...show };
+    return answered(
+      c,
+      await station.room(c.env, row.id).request(user, frame, idempotencyKeyOf(c)),
+      201,
+    );
   })
   .delete('/stations/:stationId/live', async (c) => {
     const { row, user } = await managedStation(c);
-    return c.json(unwrap(await room(c, row.id).stopLive(row.id, user)));
+    const frame = { type: 'stream.stop' };
+    return answered(
+      c,
+      await station.room(c.env, row.id).request(user, frame, idempotencyKeyOf(c)),
+      200,
+    );
   })
   .put('/stations/:stationId/now-playing', async (c) => {
     const { row, user } = await managedStation(c);
     const patch = await parseBody(c, metadataUpdate);
-    return c.json(unwrap(await room(c, row.id).updateNowPlaying(row.id, user, patch)));
+    const frame = { type: 'stream.metadata', ...patch };
+    return answered(
+      c,
+      await station.room(c.env, row.id).request(user, frame, idempotencyKeyOf(c)),
+      200,
+    );
   })
   .get('/stations/:stationId/sessions', async (c) => {
     const stationId = pathId(c, 'stationId');
@@ -210,30 +220,36 @@ export const stationRoutes = new Hono<AppEnv>()
     const stationId = pathId(c, 'stationId');
     await findStation(c, stationId);
     const { limit, before } = parseQuery(c, chatQuery);
-    return c.json(await readChatPage(c.env.DB, stationId, limit, before));
+    return c.json(await station.room(c.env, stationId).history(limit, before));
   })
   .post('/stations/:stationId/chat', async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     const key = idempotencyKeyOf(c);
     const { body } = await parseBody(c, z.object({ body: chatBody }).strict());
-    const sent = unwrap(await room(c, stationId).postChat(stationId, user, body, key));
-    return c.json(sent, 201);
+    const frame = { type: 'chat.send', body };
+    return answered(c, await station.room(c.env, stationId).request(user, frame, key), 201);
   })
   .delete('/stations/:stationId/chat/:messageId', async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     const messageId = pathId(c, 'messageId');
-    return c.json(unwrap(await room(c, stationId).deleteChat(stationId, user, messageId)));
+    const frame = { type: 'chat.delete', messageId };
+    return answered(c, await station.room(c.env, stationId).request(user, frame), 200);
   })
   .get('/stations/:stationId/moderation', async (c) => {
     const { row, user } = await managedStation(c);
-    return c.json(unwrap(await room(c, row.id).restrictions(row.id, user)));
+    return c.json(await station.room(c.env, row.id).restrictions(user));
   })
   .post('/stations/:stationId/moderation', async (c) => {
     const { row, user } = await managedStation(c);
     const request = await parseBody(c, moderationBody);
-    return c.json(unwrap(await room(c, row.id).moderate(row.id, user, request)), 201);
+    const frame = { type: 'chat.moderate', ...request };
+    return answered(
+      c,
+      await station.room(c.env, row.id).request(user, frame, idempotencyKeyOf(c)),
+      201,
+    );
   })
   .put('/stations/:stationId/favourite', async (c) => {
     const user = currentUser(c);
@@ -270,7 +286,7 @@ export const stationRoutes = new Hono<AppEnv>()
       .select()
       .from(schema.stations)
       .where(inArray(schema.stations.id, ids));
-    const counts = unwrap(await lobbyStub(c.env).counts(ids));
+    const counts = await lobby.room(c.env).counts(ids);
     const byId = new Map(rows.map((r) => [r.id, r]));
     return c.json({
       stations: ids.flatMap((id) => {
@@ -281,13 +297,11 @@ export const stationRoutes = new Hono<AppEnv>()
   })
   .get('/admin/streams', async (c) => {
     requireRole(c, 'admin');
-    return c.json(unwrap(await lobbyStub(c.env).adminStreams()));
+    return c.json(await lobby.room(c.env).adminStreams());
   });
 
 export const stationSockets = new Hono<AppEnv>()
   .get('/stations/:stationId', (c) =>
-    connectChannel(c, c.env.STREAM_ROOM, stationChannel(pathId(c, 'stationId')), {
-      anonymous: true,
-    }),
+    station.connect(c.req.raw, c.env, c.get('user'), pathId(c, 'stationId')),
   )
-  .get('/', (c) => connectChannel(c, c.env.LOBBY, LOBBY_CHANNEL, { anonymous: true }));
+  .get('/', (c) => lobby.connect(c.req.raw, c.env, c.get('user')));

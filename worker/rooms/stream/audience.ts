@@ -7,7 +7,7 @@ import type { ListenerCounts } from '../../protocol/stream';
 
 /** A listener's identity for "distinct over the session": the user, or the connection if anonymous. */
 function listenerKey(conn: Connection): string {
-  return conn.att.user ? `u:${conn.att.user.id}` : `a:${conn.att.cid}`;
+  return conn.userId ? `u:${conn.userId}` : `a:${conn.cid}`;
 }
 
 export class Audience {
@@ -25,7 +25,7 @@ export class Audience {
     sql.exec(
       'CREATE TABLE IF NOT EXISTS stream_listeners (key TEXT PRIMARY KEY, at INTEGER NOT NULL)',
     );
-    for (const conn of roster) if (!conn.att.user) this.#anonymous.add(conn.att.cid);
+    for (const conn of roster) if (!conn.userId) this.#anonymous.add(conn.cid);
     this.#peak = Number(log.getMeta('peak') ?? '0');
     this.#distinct = sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM stream_listeners').one().n;
   }
@@ -40,12 +40,12 @@ export class Audience {
 
   /** Counts a connection in (idempotent). */
   joined(conn: Connection, live: boolean): void {
-    if (!conn.att.user) this.#anonymous.add(conn.att.cid);
+    if (!conn.userId) this.#anonymous.add(conn.cid);
     if (live) this.#remember(conn);
   }
 
   left(conn: Connection): void {
-    this.#anonymous.delete(conn.att.cid);
+    this.#anonymous.delete(conn.cid);
   }
 
   /** Raises the session's peak (durably) when the current count passes it; never lowers it. */

@@ -2,51 +2,51 @@
 // Live, offline and now-playing changes are published (sequenced, resumable) the moment a
 // report shows them; listener counts are coalesced into at most about one `listeners` frame
 // a second; admins also get the monitoring view. How this fans out past one DO: docs/stations.md.
-import { ChannelRoom, type Connection, frameTypesOf, type Handled } from '../channel/room';
+import { Coalesced } from '../../channel/coalesce';
+import { ChannelRoom, type Connection, type Handlers } from '../../channel/room';
 import {
   type AdminStream,
   type AdminView,
   type DirectoryCounts,
   type LiveStation,
   LOBBY_SNAPSHOT_LIMIT,
-  type LobbyClientFrame,
   type LobbySnapshot,
-  lobbyClientFrame,
+  type lobbyFrames,
   type StationCount,
   type StationReport,
-} from '../protocol/lobby';
+} from '../../protocol/lobby';
+import { lobby } from './kind';
 
-export const LOBBY_CHANNEL = 'lobby';
 /** Counts reach dashboards at most about once per interval. */
 export const LOBBY_FLUSH_MS = 1000;
-const FLUSH_TASK = 'flush';
 
-export function lobbyStub(env: Env) {
-  return env.LOBBY.get(env.LOBBY.idFromName(LOBBY_CHANNEL));
-}
-
-export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
-  protected readonly frames = lobbyClientFrame;
-  readonly #reports = new Map<string, StationReport>();
-  #lastFlush = 0;
+export class Lobby extends ChannelRoom<typeof lobbyFrames, LobbySnapshot> {
+  protected readonly handlers: Handlers<typeof lobbyFrames> = {};
+  // Read from SQLite the first time a request needs it, not on every wake (sweeps included).
+  #loaded: Map<string, StationReport> | null = null;
+  readonly #counts: Coalesced;
   // Welcomes read the sorted live list; a burst of dashboards should not sort it each time.
   #liveSorted: StationReport[] | null = null;
   // Admin views are cheap to rebuild; losing this flag to an eviction only skips one refresh.
   #adminDirty = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env, {
-      kind: 'lobby',
-      presence: 'counts',
-      frameTypes: frameTypesOf(lobbyClientFrame),
-    });
+    super(ctx, env, lobby);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS lobby_directory (
       station_id TEXT PRIMARY KEY, version INTEGER NOT NULL, dirty INTEGER NOT NULL,
       report TEXT NOT NULL)`);
-    for (const row of this.sql.exec<{ report: string }>('SELECT report FROM lobby_directory')) {
-      const report = JSON.parse(row.report) as StationReport;
-      this.#reports.set(report.station.id, report);
+    this.#counts = new Coalesced(this.kit, 'flush', LOBBY_FLUSH_MS, () => this.#flush());
+  }
+
+  get #reports(): Map<string, StationReport> {
+    if (!this.#loaded) {
+      this.#loaded = new Map();
+      for (const row of this.sql.exec<{ report: string }>('SELECT report FROM lobby_directory')) {
+        const report = JSON.parse(row.report) as StationReport;
+        this.#loaded.set(report.station.id, report);
+      }
     }
+    return this.#loaded;
   }
 
   protected snapshot(conn: Connection): LobbySnapshot {
@@ -62,25 +62,16 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
     };
   }
 
-  /** The lobby is read-only: its one frame, `ping`, is answered by the core before this. */
-  protected onFrame(_conn: Connection, _frame: LobbyClientFrame): Handled {
-    return {};
-  }
-
-  protected override async onTask(name: string): Promise<void> {
-    if (name === FLUSH_TASK) this.#flush();
-  }
-
   // ---- RPC -------------------------------------------------------------------------
 
   /** A StreamRoom's full state; older than what the lobby has (a late delivery) is ignored. */
   report(report: StationReport) {
-    return this.rpc(LOBBY_CHANNEL, () => this.#apply(report));
+    return this.rpc(() => this.#apply(report));
   }
 
   /** Counts for a page of stations (REST listings), without waking their rooms. */
   counts(stationIds: string[]) {
-    return this.rpc(LOBBY_CHANNEL, () => {
+    return this.rpc(() => {
       const counts: DirectoryCounts = {};
       for (const id of stationIds) {
         const r = this.#reports.get(id);
@@ -97,12 +88,12 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
   }
 
   adminStreams() {
-    return this.rpc(LOBBY_CHANNEL, () => this.#adminView());
+    return this.rpc(() => this.#adminView());
   }
 
   // ---- directory -------------------------------------------------------------------
 
-  async #apply(report: StationReport): Promise<{ applied: boolean }> {
+  #apply(report: StationReport): { applied: boolean } {
     const id = report.station.id;
     const prev = this.#reports.get(id);
     if (prev && prev.version >= report.version) return { applied: false };
@@ -139,16 +130,11 @@ export class Lobby extends ChannelRoom<LobbyClientFrame, LobbySnapshot> {
       this.publish({ type: 'station.metadata', stationId: id, nowPlaying: report.nowPlaying });
     }
     if (isLive !== null || wasLive !== null) this.#adminDirty = true;
-    if (dirty || this.#adminDirty) {
-      await this.schedule(FLUSH_TASK, Math.max(Date.now(), this.#lastFlush + LOBBY_FLUSH_MS), {
-        ifEarlier: true,
-      });
-    }
+    if (dirty || this.#adminDirty) this.#counts.touch();
     return { applied: true };
   }
 
   #flush(): void {
-    this.#lastFlush = Date.now();
     const dirtyIds = this.sql
       .exec<{ station_id: string }>('SELECT station_id FROM lobby_directory WHERE dirty = 1')
       .toArray()
@@ -224,7 +210,7 @@ function liveStation(r: StationReport): LiveStation {
 }
 
 function isAdmin(conn: Connection): boolean {
-  return conn.att.user?.role === 'admin';
+  return conn.userId !== null && conn.user?.role === 'admin';
 }
 
 function sum<T>(items: readonly T[], of: (item: T) => number): number {

@@ -1,11 +1,11 @@
-// The D1 writes behind an event's inventory. Each is one `db.batch` (a D1 transaction) whose
-// first statement is a conditional update; the rows that follow are written only if it applied,
-// so the oversell guard lives in D1 itself, not in a Durable Object's memory (docs/bookings.md).
+// Bookings and tickets in D1: the guarded writes behind an event's inventory and the stored
+// answers of booking retries. Each write is one D1 batch (a transaction) whose first statement
+// is a conditional update; the rows that follow are written only if it applied, so the oversell
+// guard lives in D1 itself (docs/bookings.md).
 import { and, eq, gte, lt } from 'drizzle-orm';
-import type { Db } from '../db/client';
-import { schema } from '../db/client';
-import { ErrorCode } from '../protocol/core';
-import { type BookingRequest, IDEMPOTENCY_TTL_MS } from '../protocol/events';
+import { IDEMPOTENCY_TTL_MS } from '../protocol/events';
+import type { Db } from './client';
+import { schema } from './client';
 
 export const BOOKING_SCOPE = 'booking';
 
@@ -15,56 +15,6 @@ export type KeyState =
   | { kind: 'answered'; requestHash: string; status: number; body: string }
   /** Booked with more than the TTL ago: the answer is gone, the booking still holds the key. */
   | { kind: 'spent'; bookingId: string };
-
-/** A stable fingerprint of the normalised request (defaults applied, key order fixed). */
-export async function requestHash(request: BookingRequest): Promise<string> {
-  const canonical = JSON.stringify({ eventId: request.eventId, quantity: request.quantity });
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** Why a booking cannot be had right now, judged on the room's numbers; null if it fits. */
-export function refusalFor(
-  event: { capacity: number; bookedSeats: number; startsAt: number },
-  quantity: number,
-  now: number,
-): { code: string; message: string } | null {
-  const available = event.capacity - event.bookedSeats;
-  if (event.startsAt <= now) {
-    return { code: ErrorCode.bookingClosed, message: 'the event has started; booking is closed' };
-  }
-  if (available <= 0) return { code: ErrorCode.soldOut, message: 'the event is sold out' };
-  if (quantity > available) {
-    return {
-      code: ErrorCode.insufficientSeats,
-      message: `only ${available} seat${available === 1 ? '' : 's'} left; asked for ${quantity}`,
-    };
-  }
-  return null;
-}
-
-/** What the room or the worker does with a key's state: replay, refuse, or go ahead (null). */
-export function settle(
-  state: KeyState,
-  hash: string,
-): { kind: 'replay'; status: number; body: string } | { kind: 'reused'; message: string } | null {
-  switch (state.kind) {
-    case 'fresh':
-      return null;
-    case 'answered':
-      return state.requestHash === hash
-        ? { kind: 'replay', status: state.status, body: state.body }
-        : {
-            kind: 'reused',
-            message: 'this Idempotency-Key was already used for a different request',
-          };
-    case 'spent':
-      return {
-        kind: 'reused',
-        message: `this Idempotency-Key made booking ${state.bookingId}; use a new key for a new booking`,
-      };
-  }
-}
 
 export async function keyState(
   database: Db,

@@ -1,18 +1,22 @@
 // Ticket transfers for the EventRoom: only the current holder may hand a valid ticket on.
-import { eq } from 'drizzle-orm';
-import { ChannelError } from '../channel/errors';
-import { db, schema } from '../db/client';
-import { ErrorCode, type PublicUser } from '../protocol/core';
-import { commitTransfer } from './event-inventory';
-import { canSee, type EventScope, findTicket, ticketView } from './event-records';
+import { ChannelError } from '../../channel/errors';
+import { findPublicUser } from '../../db/accounts';
+import { commitTransfer } from '../../db/bookings';
+import { db } from '../../db/client';
+import { findTicket } from '../../db/events';
+import { ErrorCode, type PublicUser } from '../../protocol/core';
+import { canSee } from './access';
+import type { EventState } from './state';
+import { ticketView } from './views';
 
 export async function transferTicket(
-  scope: EventScope,
+  scope: EventState,
+  d1: D1Database,
   user: PublicUser,
   ticketId: string,
   toUserId: string,
 ) {
-  const database = db(scope.d1);
+  const database = db(d1);
   const event = await scope.current();
   const ticket = await findTicket(database, ticketId);
   if (!ticket || ticket.eventId !== scope.eventId) {
@@ -27,12 +31,8 @@ export async function transferTicket(
   if (toUserId === user.id) {
     throw new ChannelError(ErrorCode.invalidBody, 'you already hold this ticket', 400);
   }
-  const recipient = await database.query.users.findFirst({
-    where: eq(schema.users.id, toUserId),
-    columns: { id: true, displayName: true, role: true },
-  });
-  if (!recipient) throw new ChannelError(ErrorCode.userNotFound, 'no such recipient', 404);
-  const to = { id: recipient.id, name: recipient.displayName, role: recipient.role };
+  const to = await findPublicUser(d1, toUserId);
+  if (!to) throw new ChannelError(ErrorCode.userNotFound, 'no such recipient', 404);
   // The organiser decides who may attend a private event; a transfer cannot widen the list.
   if (!(await canSee(database, event, to))) {
     throw new ChannelError(
@@ -43,7 +43,7 @@ export async function transferTicket(
   }
   const now = Date.now();
   const transferId = crypto.randomUUID();
-  const moved = await commitTransfer(scope.d1, {
+  const moved = await commitTransfer(d1, {
     ticketId,
     fromUserId: user.id,
     toUserId,

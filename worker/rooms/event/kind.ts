@@ -1,0 +1,19 @@
+// Bookable events: one channel per event, its seats and bookings (docs/bookings.md). Watchers
+// only read; bookings arrive over REST. Private events admit only those who may see them.
+import { defineKind } from '../../channel/kind';
+import { eventFrames } from '../../protocol/events';
+
+export const event = defineKind({
+  kind: 'event',
+  prefix: 'event',
+  binding: 'EVENT_ROOM',
+  frames: eventFrames,
+  connect: 'anyone',
+  write: 'nobody',
+  presence: 'counts',
+});
+
+export { canManage, canSee } from './access';
+export type { Answer, Idempotency } from './EventRoom';
+export { refusalFor, requestHash, settle } from './inventory';
+export { bookingView, eventView, ticketView } from './views';
