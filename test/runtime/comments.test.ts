@@ -12,9 +12,13 @@ import type {
   PresenceJoinedFrame,
   PresenceLeftFrame,
 } from '../../worker/protocol/core';
-import { api, connect, env, register, unique } from './helpers';
+import { api, connect, drained, env, register, unique } from './helpers';
+
+const commentRoom = (itemId: string) =>
+  env.COMMENT_ROOM.get(env.COMMENT_ROOM.idFromName(`comments:${itemId}`));
 
 async function commentCount(itemId: string): Promise<number> {
+  await drained(commentRoom(itemId));
   const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM comments WHERE item_id = ?')
     .bind(itemId)
     .first<{ n: number }>();
@@ -130,6 +134,7 @@ describe('comments over the socket', () => {
       deletedBy: author.id,
       seq: 2,
     });
+    await drained(commentRoom(itemId));
     const row = await env.DB.prepare('SELECT deleted_by FROM comments WHERE id = ?')
       .bind(commentId)
       .first();

@@ -81,3 +81,20 @@ export function upgrade(path: string, opts: SocketOptions = {}): Promise<Respons
 }
 
 export { env };
+
+/**
+ * Waits until a channel object has written everything it committed to D1 (its outbox is empty):
+ * D1 mirrors a channel off the request path (docs/architecture.md, "One commit point"), so a
+ * test that reads D1 right after an ack first waits for that documented point.
+ */
+export async function drained(
+  stub: { stats(): Promise<{ outboxPending: number }> },
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if ((await stub.stats()).outboxPending === 0) return;
+    if (Date.now() > deadline) throw new Error('the outbox did not drain');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -10,7 +10,7 @@ import type {
   StreamWelcome,
 } from '../../worker/protocol/stream';
 import type { FrameQueue } from '../support/frames';
-import { api, connect, env, type TestUser, unique } from './helpers';
+import { api, connect, drained, env, type TestUser, unique } from './helpers';
 
 export interface StationView {
   id: string;
@@ -141,6 +141,7 @@ export interface SessionRow {
 }
 
 export async function sessionRows(stationId: string): Promise<SessionRow[]> {
+  await drained(streamRoom(stationId));
   const { results } = await env.DB.prepare(
     'SELECT * FROM broadcast_sessions WHERE station_id = ? ORDER BY started_at',
   )
@@ -150,6 +151,7 @@ export async function sessionRows(stationId: string): Promise<SessionRow[]> {
 }
 
 export async function stationRow(stationId: string) {
+  await drained(streamRoom(stationId));
   return env.DB.prepare(
     'SELECT is_live, current_session_id, now_playing FROM stations WHERE id = ?',
   )

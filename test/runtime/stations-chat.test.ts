@@ -10,7 +10,7 @@ import type {
   ChatMessageEvent,
   ModerationFrame,
 } from '../../worker/protocol/stream';
-import { api, env, register, type TestUser, upgrade } from './helpers';
+import { api, drained, env, register, type TestUser, upgrade } from './helpers';
 import {
   closeAll,
   createStation,
@@ -22,6 +22,7 @@ import {
 } from './station-fixtures';
 
 async function chatRows(stationId: string) {
+  await drained(streamRoom(stationId));
   const { results } = await env.DB.prepare(
     'SELECT id, session_id, user_id, body, deleted_at, deleted_by FROM chat_messages WHERE station_id = ? ORDER BY created_at, id',
   )
@@ -38,6 +39,7 @@ async function chatRows(stationId: string) {
 }
 
 async function moderationRows(stationId: string) {
+  await drained(streamRoom(stationId));
   const { results } = await env.DB.prepare(
     'SELECT target_user_id, action, moderator_id, expires_at FROM moderation_actions WHERE station_id = ? ORDER BY created_at',
   )

@@ -63,8 +63,8 @@ export interface Call {
   /** Dedupe key (user or connection scoped) and request fingerprint, when the request has an id. */
   readonly key?: string;
   readonly hash?: string;
-  /** Set once the answer was stored with a committed change. */
-  answered?: boolean;
+  /** The answer stored with a committed change (set by `commit`). */
+  answered?: Handled;
 }
 
 export type Handlers<M extends FrameMap> = {
@@ -84,7 +84,8 @@ export interface ChannelKit {
   readonly log: SequenceLog;
   readonly outbox: Outbox;
   readonly env: Env;
-  commit<T extends Handled | object>(call: Call | null, apply: (tx: Tx) => T): T;
+  /** With a `call`, `apply` returns the request's answer (`{ seq, result }`), stored with it. */
+  commit<T extends Handled>(call: Call | null, apply: (tx: Tx) => T): T;
   /** Runs `fn` in one SQLite transaction (no events, no outbox). */
   transaction<T>(fn: () => T): T;
   broadcast(frame: object, filter?: (conn: Connection) => boolean): void;
@@ -396,12 +397,21 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       call: Call,
       frame: FrameOf<M, keyof M & string>,
     ) => Handled | Promise<Handled>;
-    if (!call.key || !call.hash) return { value: await handler(call, frame), duplicate: false };
+    const { key, hash } = call;
+    if (!key || !hash) return { value: await handler(call, frame), duplicate: false };
     return this.#ledger.once(
-      call.key,
-      call.hash,
-      async () => handler(call, frame),
-      () => call.answered === true,
+      key,
+      hash,
+      async () => {
+        const handled = await handler(call, frame);
+        if (call.answered && JSON.stringify(call.answered) !== JSON.stringify(handled)) {
+          // A handler must answer with what its commit returned; if not, replays would differ.
+          console.error(`${this.kit.label}: ${frame.type} answered differently than it committed`);
+          this.#ledger.store(key, hash, handled);
+        }
+        return handled;
+      },
+      () => call.answered !== undefined,
     );
   }
 
@@ -450,7 +460,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
    * rows) and the request's answer go into one SQLite transaction. Events reach sockets after
    * the commit, in seq order; D1 follows from the outbox. `apply` must be synchronous.
    */
-  protected commit<T extends Handled | object>(call: Call | null, apply: (tx: Tx) => T): T {
+  protected commit<T extends Handled>(call: Call | null, apply: (tx: Tx) => T): T {
     const frames: string[] = [];
     let outboxRows = 0;
     const tx: Tx = {
@@ -468,7 +478,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       const value = apply(tx);
       if (call?.key && call.hash) {
         this.#ledger.store(call.key, call.hash, value);
-        call.answered = true;
+        call.answered = value;
       }
       return value;
     });

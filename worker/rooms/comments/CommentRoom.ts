@@ -3,7 +3,13 @@
 import { ChannelError } from '../../channel/errors';
 import { MessageLane } from '../../channel/messages';
 import { Throttle } from '../../channel/rate-limit';
-import { type Call, ChannelRoom, type Connection, type Handlers } from '../../channel/room';
+import {
+  type Call,
+  ChannelRoom,
+  type Connection,
+  type Handled,
+  type Handlers,
+} from '../../channel/room';
 import { commentStore } from '../../db/comments';
 import {
   COMMENT_PAGE_SIZE,
@@ -58,14 +64,8 @@ export class CommentRoom extends ChannelRoom<typeof commentFrames, CommentRoomSn
   }
 
   protected readonly handlers: Handlers<typeof commentFrames> = {
-    'comment.create': (call, frame) => {
-      const { comment, seq } = this.#create(call, frame.body);
-      return { seq, result: { comment } };
-    },
-    'comment.delete': async (call, frame) => {
-      const { commentId, seq } = await this.#delete(call, frame.commentId);
-      return { seq, result: { commentId } };
-    },
+    'comment.create': (call, frame) => this.#create(call, frame.body),
+    'comment.delete': (call, frame) => this.#delete(call, frame.commentId),
     typing: (call, frame) => {
       this.#setTyping(call.user, frame.isTyping);
       return {};
@@ -89,7 +89,7 @@ export class CommentRoom extends ChannelRoom<typeof commentFrames, CommentRoomSn
 
   // ---- behaviour -------------------------------------------------------------------
 
-  #create(call: Call, body: string): { comment: Comment; seq: number } {
+  #create(call: Call, body: string): Handled {
     const user = call.user;
     const comment: Comment = {
       id: crypto.randomUUID(),
@@ -98,12 +98,15 @@ export class CommentRoom extends ChannelRoom<typeof commentFrames, CommentRoomSn
       body,
       createdAt: Date.now(),
     };
-    const { seq } = this.commit(call, (tx) => this.#comments.post(tx, comment));
+    const handled = this.commit(call, (tx) => {
+      const { seq } = this.#comments.post(tx, comment);
+      return { seq, result: { comment } };
+    });
     if (this.#typing.has(user.id)) this.#setTyping(user, false);
-    return { comment, seq };
+    return handled;
   }
 
-  async #delete(call: Call, commentId: string): Promise<{ commentId: string; seq: number }> {
+  async #delete(call: Call, commentId: string): Promise<Handled> {
     const user = call.user;
     const authorId = await this.#comments.author(commentId);
     if (authorId === null) throw new ChannelError(ErrorCode.notFound, 'no such comment', 404);
@@ -114,10 +117,10 @@ export class CommentRoom extends ChannelRoom<typeof commentFrames, CommentRoomSn
         403,
       );
     }
-    const { seq } = this.commit(call, (tx) =>
-      this.#comments.remove(tx, commentId, authorId, user.id),
-    );
-    return { commentId, seq };
+    return this.commit(call, (tx) => {
+      const { seq } = this.#comments.remove(tx, commentId, authorId, user.id);
+      return { seq, result: { commentId } };
+    });
   }
 
   #typingNow(): { user: PublicUser; until: number }[] {

@@ -108,15 +108,22 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
   protected readonly handlers: Handlers<typeof streamFrames> = {
     'stream.start': async (call, { type: _type, ...show }) => {
       await this.#requireManager(call.user);
-      const { seq, ...result } = this.commit(call, (tx) =>
-        this.#show.start(tx, call.user, show, this.#audience.opening(this.connections())),
-      );
+      const handled = this.commit(call, (tx) => {
+        const { seq, ...result } = this.#show.start(
+          tx,
+          call.user,
+          show,
+          this.#audience.opening(this.connections()),
+        );
+        return { seq, result };
+      });
       this.#audience.startSession(this.connections());
       this.#chatMeter.resetSession();
       this.#reactions.resetSession();
       this.#countsChanged();
-      this.#lobby.touch();
-      return { seq, result };
+      // Live state reaches the lobby at once (in order); only counts are coalesced.
+      await this.#lobby.flush();
+      return handled;
     },
     'stream.stop': async (call) => {
       await this.#requireManager(call.user);
@@ -126,28 +133,26 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
         distinct: counts.distinct,
         chatMessages: this.#chatMeter.sessionCount,
       };
-      const { seq, ...result } = this.commit(call, (tx) => this.#show.stop(tx, final));
+      const handled = this.commit(call, (tx) => {
+        const { seq, ...result } = this.#show.stop(tx, final);
+        return { seq, result };
+      });
       this.#countsChanged();
-      this.#lobby.touch();
-      return { seq, result };
+      await this.#lobby.flush();
+      return handled;
     },
     'stream.metadata': async (call, { type: _type, ...patch }) => {
       await this.#requireManager(call.user);
-      const { seq, ...result } = this.commit(call, (tx) => this.#show.changeMetadata(tx, patch));
-      this.#lobby.touch();
-      return { seq, result };
+      const handled = this.commit(call, (tx) => {
+        const { seq, ...result } = this.#show.changeMetadata(tx, patch);
+        return { seq, result };
+      });
+      await this.#lobby.flush();
+      return handled;
     },
-    'chat.send': async (call, frame) => {
-      const { seq, message } = await this.#send(call, frame.body);
-      return { seq, result: { message } };
-    },
-    'chat.delete': async (call, frame) => {
-      const { seq, messageId } = await this.#delete(call, frame.messageId);
-      return { seq, result: { messageId } };
-    },
-    'chat.moderate': async (call, { type: _type, ...request }) => ({
-      result: await this.#moderate(call, request),
-    }),
+    'chat.send': (call, frame) => this.#send(call, frame.body),
+    'chat.delete': (call, frame) => this.#delete(call, frame.messageId),
+    'chat.moderate': (call, { type: _type, ...request }) => this.#moderate(call, request),
     reaction: (call, frame) => ({ result: { counted: this.#react(call.user, frame.emoji) } }),
   };
 
@@ -217,12 +222,13 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       body,
       createdAt: now,
     };
-    const { seq } = this.commit(call, (tx) => {
+    const handled = this.commit(call, (tx) => {
       this.#chatMeter.record(message.sessionId !== null, now);
-      return this.#chat.post(tx, message);
+      const { seq } = this.#chat.post(tx, message);
+      return { seq, result: { message } };
     });
     this.#lobby.touch();
-    return { message, seq };
+    return handled;
   }
 
   async #delete(call: Call, messageId: string) {
@@ -238,8 +244,8 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       );
     }
     const now = Date.now();
-    const { seq } = this.commit(call, (tx) => {
-      const removed = this.#chat.remove(tx, messageId, authorId, call.user.id, now);
+    return this.commit(call, (tx) => {
+      const { seq } = this.#chat.remove(tx, messageId, authorId, call.user.id, now);
       // A deletion by someone other than the author is a moderation action.
       if (!byAuthor) {
         tx.outbox('moderation', {
@@ -253,9 +259,8 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
           createdAt: now,
         });
       }
-      return removed;
+      return { seq, result: { messageId } };
     });
-    return { messageId, seq };
   }
 
   #assertMayChat(user: PublicUser): void {
@@ -290,7 +295,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     const until =
       restricts && request.durationSeconds ? now + request.durationSeconds * 1000 : null;
     const reason = request.reason ?? null;
-    this.commit(call, (tx) => {
+    const handled = this.commit(call, (tx) => {
       this.#moderation.apply(request.userId, request.action, until, by.id, reason, now);
       tx.outbox('moderation', {
         id: crypto.randomUUID(),
@@ -302,7 +307,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
         expiresAt: until,
         createdAt: now,
       });
-      return {};
+      return { result: { userId: request.userId, action: request.action, until } };
     });
     if (request.action === 'ban') {
       this.closeUser(request.userId, CloseCode.forbidden, 'banned from this station');
@@ -312,7 +317,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
         (c) => c.userId === request.userId,
       );
     }
-    return { userId: request.userId, action: request.action, until };
+    return handled;
   }
 
   // ---- reactions -------------------------------------------------------------------
