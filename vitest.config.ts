@@ -5,12 +5,18 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({
+      // The real worker plus the test-only probe kind that exercises the channel core alone.
+      main: './test/runtime/worker.ts',
       wrangler: { configPath: './wrangler.toml' },
       miniflare: {
+        durableObjects: { PROBE_ROOM: { className: 'ProbeRoom', useSQLite: true } },
         bindings: {
           JWT_SECRET: 'test-secret-0123456789abcdef',
           ADMIN_EMAILS: 'admin@example.test',
           ALLOWED_ORIGINS: 'https://app.example.test',
+          // Small enough to reach in a test (docs/protocol.md, "Limits").
+          MAX_CONNECTIONS_PER_ADDRESS_PER_CHANNEL: '40',
+          MAX_CONNECTIONS_PER_USER: '20',
           TEST_MIGRATIONS: await readD1Migrations('./migrations'),
         },
       },

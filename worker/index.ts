@@ -50,6 +50,7 @@ app.notFound(notFound);
 export type AppType = typeof app;
 export default app;
 
+export { ConnectionQuota } from './channel/quota';
 export { CommentRoom } from './rooms/comments/CommentRoom';
 export { EventRoom } from './rooms/event/EventRoom';
 export { Lobby } from './rooms/lobby/Lobby';

@@ -31,6 +31,11 @@ export class SequenceLog {
     return this.#seq;
   }
 
+  /** Re-reads the position from storage (after a transaction that appended was rolled back). */
+  reload(): void {
+    this.#seq = Number(this.#meta('seq') ?? '0');
+  }
+
   /** Numbers, stores and returns the event with its serialised frame. Synchronous, so a
    * caller that broadcasts right after never interleaves with another append. */
   append<E extends { type: string }>(

@@ -26,6 +26,7 @@ import type { Kind, RpcResult } from './kind';
 import { RequestLedger, requestHash } from './ledger';
 import { type Retention, SequenceLog } from './log';
 import { Outbox } from './outbox';
+import { DEFAULT_USER_CONNECTIONS, quotaOf } from './quota';
 import type { BucketOptions } from './rate-limit';
 import { type Attachment, type Connection, Roster, tagsFor } from './roster';
 import { TaskScheduler } from './tasks';
@@ -189,8 +190,11 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     // After hibernation or eviction the sockets are still here: rebuild the roster from their
     // tags. Attachments are read later, only for the sockets something asks about.
     for (const ws of ctx.getWebSockets()) this.#roster.add(ws, ctx.getTags(ws));
-    // A commit whose D1 write had not happened when the object stopped is written now.
-    if (this.#outbox.pending() > 0) ctx.waitUntil(this.#flushOutbox());
+    // A commit whose D1 write had not happened when the object stopped is written now (after
+    // the constructor, once the kind has registered its outbox writers).
+    if (this.#outbox.pending() > 0) {
+      ctx.waitUntil(Promise.resolve().then(() => this.#flushOutbox()));
+    }
   }
 
   // ---- what a kind provides ----------------------------------------------------------
@@ -244,10 +248,12 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       );
     }
     const { user, address } = readForwarded(request);
+    const cid = crypto.randomUUID();
     try {
       await this.ready();
       await this.authorize(user);
       this.#checkCaps(user, address);
+      if (user) await this.#takeLease(user, cid);
     } catch (err) {
       if (err instanceof ChannelError) return refusal(err);
       throw err;
@@ -259,7 +265,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
-    const att: Attachment = { cid: crypto.randomUUID(), user, connectedAt: now, seenAt: now };
+    const att: Attachment = { cid, user, connectedAt: now, seenAt: now };
     const tags = tagsFor(att, address);
     this.ctx.acceptWebSocket(server, tags);
     server.serializeAttachment(att);
@@ -317,6 +323,24 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
         429,
       );
     }
+  }
+
+  /** The platform-wide cap: one lease per open socket in the user's quota object. */
+  async #takeLease(user: PublicUser, cid: string): Promise<void> {
+    const limit = Number(this.env.MAX_CONNECTIONS_PER_USER || DEFAULT_USER_CONNECTIONS);
+    const holder = { binding: this.#kind.binding, channel: this.channel };
+    if (await quotaOf(this.env, user.id).acquire(cid, holder, limit)) return;
+    throw new ChannelError(
+      ErrorCode.tooManyConnections,
+      `at most ${limit} open connections per user across the platform; close some first`,
+      429,
+    );
+  }
+
+  /** Which of these connection ids this channel still holds (asked by a user's quota). */
+  holding(cids: string[]): string[] {
+    const held = new Set([...this.#roster.all()].map((c) => c.cid));
+    return cids.filter((cid) => held.has(cid));
   }
 
   // ---- frames ----------------------------------------------------------------------
@@ -474,14 +498,21 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
         outboxRows += 1;
       },
     };
-    const result = this.ctx.storage.transactionSync(() => {
-      const value = apply(tx);
-      if (call?.key && call.hash) {
-        this.#ledger.store(call.key, call.hash, value);
-        call.answered = value;
-      }
-      return value;
-    });
+    let result: T;
+    try {
+      result = this.ctx.storage.transactionSync(() => {
+        const value = apply(tx);
+        if (call?.key && call.hash) {
+          this.#ledger.store(call.key, call.hash, value);
+          call.answered = value;
+        }
+        return value;
+      });
+    } catch (err) {
+      // Rolled back: the log's position in memory must match storage again.
+      this.log.reload();
+      throw err;
+    }
     for (const json of frames) this.broadcastRaw(json);
     if (outboxRows > 0) this.#kickOutbox();
     return result;
@@ -602,6 +633,13 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   #untrack(conn: Connection): void {
     const removed = this.#roster.remove(conn);
     if (!removed) return;
+    if (conn.userId) {
+      this.ctx.waitUntil(
+        quotaOf(this.env, conn.userId)
+          .release(conn.cid)
+          .catch((err: unknown) => console.error(`${this.kit.label}: lease release failed`, err)),
+      );
+    }
     if (conn.userId && removed.lastOfUser) {
       const user = conn.user;
       if (user) this.#presenceChanged({ type: 'presence.left', user });
