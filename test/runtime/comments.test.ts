@@ -202,6 +202,61 @@ describe('comments over REST', () => {
     expect(await commentCount(itemId)).toBe(1);
   });
 
+  it('replays the first answer byte for byte for 24 hours and refuses the key for another body', async () => {
+    const user = await register();
+    const itemId = unique('story');
+    const post = (body: string) =>
+      api(`/api/items/${itemId}/comments`, {
+        method: 'POST',
+        token: user.token,
+        json: { body },
+        headers: { 'idempotency-key': 'k-once' },
+      });
+    const first = await post('same words');
+    const firstText = await first.text();
+    const again = await post('same words');
+    expect(again.status).toBe(201);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.text()).toBe(firstText);
+    const other = await post('other words');
+    expect(other.status).toBe(422);
+    expect(((await other.json()) as { error: { code: string } }).error.code).toBe(
+      'idempotency_key_reused',
+    );
+    // A socket frame with the same id is the same request: replayed, not stored again.
+    const socket = await connect(`/ws/comments/${itemId}`, { token: user.token });
+    await socket.next('welcome');
+    socket.send({ type: 'comment.create', id: 'k-once', body: 'same words' });
+    expect(await socket.next<AckFrame>('ack')).toMatchObject({ duplicate: true, seq: 1 });
+    expect(await commentCount(itemId)).toBe(1);
+    socket.close();
+  });
+
+  it('serves the welcome and the first page from the room, not from D1', async () => {
+    const user = await register();
+    const itemId = unique('story');
+    for (const body of ['kept', 'here']) {
+      await api(`/api/items/${itemId}/comments`, {
+        method: 'POST',
+        token: user.token,
+        json: { body },
+      });
+    }
+    await drained(commentRoom(itemId));
+    // D1 loses its rows; the room is evicted and wakes with its own storage only.
+    await env.DB.prepare('DELETE FROM comments WHERE item_id = ?').bind(itemId).run();
+    const { evictDurableObject } = await import('cloudflare:test');
+    await evictDurableObject(commentRoom(itemId));
+    const socket = await connect(`/ws/comments/${itemId}`);
+    const welcome = await socket.next<CommentWelcome>('welcome');
+    expect(welcome.snapshot.recent.map((c) => c.body)).toEqual(['kept', 'here']);
+    const page = await api(`/api/items/${itemId}/comments`);
+    expect(
+      ((await page.json()) as { comments: { body: string }[] }).comments.map((c) => c.body),
+    ).toEqual(['here', 'kept']);
+    socket.close();
+  });
+
   it('pages comments newest first with a cursor', async () => {
     const user = await register();
     const itemId = unique('story');
