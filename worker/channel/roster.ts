@@ -95,7 +95,20 @@ export class Roster {
       else if (tag.startsWith(USER)) userId = tag.slice(USER.length);
       else if (tag.startsWith(ADDRESS)) address = tag.slice(ADDRESS.length);
     }
-    if (!cid) return null;
+    if (!cid) {
+      // A socket accepted before connection ids were tags (an earlier release): its attachment
+      // still names it, so it keeps being counted, swept and broadcast to after a deploy.
+      const old = (att ?? ws.deserializeAttachment()) as Partial<Attachment> | null;
+      if (!old?.cid) return null;
+      cid = old.cid;
+      userId = old.user?.id ?? null;
+      att = {
+        cid,
+        user: old.user ?? null,
+        connectedAt: old.connectedAt ?? Date.now(),
+        seenAt: old.seenAt ?? old.connectedAt ?? Date.now(),
+      };
+    }
     const conn = new Connection(ws, cid, userId, address, this.rate, att);
     this.#conns.set(cid, conn);
     this.#bySocket.set(ws, conn);
