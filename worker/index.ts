@@ -2,9 +2,11 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { allowedOrigins } from './channel/origins';
+import { pruneExpiredIdempotencyKeys } from './db/idempotency';
 import type { AppEnv } from './http/app-env';
-import { authenticate } from './http/auth';
+import { authenticate, writeOrigin } from './http/auth';
 import { notFound, onError } from './http/errors';
+import { writeLimit } from './http/rate-limit';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
@@ -32,13 +34,15 @@ const app = new Hono<AppEnv>()
         return allowed.includes('*') || allowed.includes(origin) ? origin : null;
       },
       allowHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key'],
-      // Lets browser clients tell a replayed answer from a fresh one (docs/bookings.md).
-      exposeHeaders: ['Idempotent-Replayed'],
+      // Lets browser clients tell a replayed answer from a fresh one, and when to retry.
+      exposeHeaders: ['Idempotent-Replayed', 'Retry-After'],
       maxAge: 600,
     }),
   )
   .get('/health', (c) => c.json({ ok: true, service: 'wavecast' }))
+  .use('/api/*', writeOrigin)
   .use('/api/*', authenticate)
+  .use('/api/*', writeLimit)
   .use('/ws/*', authenticate)
   .use('/ws', authenticate)
   .route('/api', api)
@@ -48,7 +52,15 @@ app.onError(onError);
 app.notFound(notFound);
 
 export type AppType = typeof app;
-export default app;
+
+export default {
+  fetch: app.fetch,
+  /** Cron (wrangler.toml `[triggers]`): forgets Idempotency-Key answers older than 24 h. */
+  async scheduled(controller, env) {
+    const deleted = await pruneExpiredIdempotencyKeys(env.DB, controller.scheduledTime);
+    console.log(`pruned ${deleted} idempotency keys`);
+  },
+} satisfies ExportedHandler<Env>;
 
 export { ConnectionQuota } from './channel/quota';
 export { CommentRoom } from './rooms/comments/CommentRoom';

@@ -2,10 +2,12 @@
 // answers of booking retries. Each write is one D1 batch (a transaction) whose first statement
 // is a conditional update; the rows that follow are written only if it applied, so the oversell
 // guard lives in D1 itself (docs/bookings.md).
-import { and, eq, gte, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, lt } from 'drizzle-orm';
 import { IDEMPOTENCY_TTL_MS } from '../protocol/events';
+import { inChunks } from './chunks';
 import type { Db } from './client';
-import { schema } from './client';
+import { db, schema } from './client';
+import type { BookingRow, TicketRow } from './events';
 
 export const BOOKING_SCOPE = 'booking';
 
@@ -243,4 +245,103 @@ export async function pruneIdempotencyKeys(database: Db, now = Date.now()): Prom
 export function isConstraintError(err: unknown): boolean {
   const text = err instanceof Error ? `${err.message} ${String(err.cause ?? '')}` : String(err);
   return /constraint failed|SQLITE_CONSTRAINT/i.test(text);
+}
+
+// ---- what their holders list (`/api/me/*`) ----
+
+export interface TransferRecord {
+  id: string;
+  fromUserId: string;
+  toUserId: string;
+  transferredAt: number;
+}
+
+/** The event a booking belongs to, or undefined for no such booking. */
+export async function bookingEventId(
+  d1: D1Database,
+  bookingId: string,
+): Promise<string | undefined> {
+  const row = await db(d1).query.bookings.findFirst({
+    where: eq(schema.bookings.id, bookingId),
+    columns: { eventId: true },
+  });
+  return row?.eventId;
+}
+
+/** A user's bookings, newest first, each with its tickets. */
+export async function bookingsOf(
+  d1: D1Database,
+  userId: string,
+  limit: number,
+): Promise<{ booking: BookingRow; tickets: TicketRow[] }[]> {
+  const database = db(d1);
+  const b = schema.bookings;
+  const t = schema.tickets;
+  const bookings = await database
+    .select()
+    .from(b)
+    .where(eq(b.userId, userId))
+    .orderBy(desc(b.createdAt), asc(b.id))
+    .limit(limit);
+  const tickets = await inChunks(
+    bookings.map((r) => r.id),
+    (ids) =>
+      database
+        .select()
+        .from(t)
+        .where(inArray(t.bookingId, ids))
+        .orderBy(asc(t.createdAt), asc(t.id)),
+  );
+  const byBooking = groupBy(tickets, (r) => r.bookingId);
+  return bookings.map((booking) => ({ booking, tickets: byBooking.get(booking.id) ?? [] }));
+}
+
+/** The tickets a user holds, newest first, with their event and transfer history. */
+export async function ticketsHeldBy(d1: D1Database, userId: string, limit: number) {
+  const database = db(d1);
+  const t = schema.tickets;
+  const e = schema.events;
+  const tt = schema.ticketTransfers;
+  const rows = await database
+    .select({
+      ticket: t,
+      event: { id: e.id, title: e.title, venue: e.venue, startsAt: e.startsAt },
+    })
+    .from(t)
+    .innerJoin(e, eq(e.id, t.eventId))
+    .where(eq(t.holderId, userId))
+    .orderBy(desc(t.createdAt), asc(t.id))
+    .limit(limit);
+  const transfers = await inChunks(
+    rows.map((r) => r.ticket.id),
+    (ids) =>
+      database
+        .select()
+        .from(tt)
+        .where(inArray(tt.ticketId, ids))
+        .orderBy(asc(tt.transferredAt), asc(tt.id)),
+  );
+  const byTicket = groupBy(transfers, (r) => r.ticketId);
+  return rows.map((r) => ({
+    ...r,
+    transfers: (byTicket.get(r.ticket.id) ?? []).map(
+      (x): TransferRecord => ({
+        id: x.id,
+        fromUserId: x.fromUserId,
+        toUserId: x.toUserId,
+        transferredAt: x.transferredAt,
+      }),
+    ),
+  }));
+}
+
+function groupBy<R>(rows: R[], keyOf: (row: R) => string): Map<string, R[]> {
+  const groups = new Map<string, R[]>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  return groups;
 }

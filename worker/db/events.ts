@@ -1,10 +1,12 @@
 // Events, their access lists, bookings and tickets as read from D1, and the event edits an
 // EventRoom commits. The room is the only writer of an event's row and inventory.
-import { and, asc, eq, inArray, lte } from 'drizzle-orm';
+import { and, asc, eq, exists, inArray, lte, or, type SQL } from 'drizzle-orm';
+import type { PublicUser } from '../protocol/core';
 import type { EventChanges } from '../protocol/events';
 import { inChunks } from './chunks';
 import type { Db } from './client';
 import { db, schema } from './client';
+import { pageOf, pastCursor } from './paging';
 
 export type EventRow = typeof schema.events.$inferSelect;
 export type BookingRow = typeof schema.bookings.$inferSelect;
@@ -119,4 +121,65 @@ export async function revokeEventAccess(d1: D1Database, eventId: string, userId:
     .where(and(eq(a.eventId, eventId), eq(a.userId, userId)))
     .returning({ userId: a.userId });
   return removed.length > 0;
+}
+
+/**
+ * A page of the events `user` may see, soonest first: public events, plus the private ones
+ * they organise or are listed on; admins see all.
+ */
+export async function listVisibleEvents(
+  d1: D1Database,
+  user: PublicUser | null,
+  q: { limit: number; after?: string },
+): Promise<{ page: EventRow[]; nextCursor: string | null }> {
+  const database = db(d1);
+  const e = schema.events;
+  const a = schema.eventAccess;
+  const visible: SQL | undefined =
+    user?.role === 'admin'
+      ? undefined
+      : user
+        ? or(
+            eq(e.visibility, 'public'),
+            eq(e.organiserId, user.id),
+            exists(
+              database
+                .select({ one: a.userId })
+                .from(a)
+                .where(and(eq(a.eventId, e.id), eq(a.userId, user.id))),
+            ),
+          )
+        : eq(e.visibility, 'public');
+  const rows = await database
+    .select()
+    .from(e)
+    .where(and(visible, pastCursor(e.startsAt, e.id, q.after, 'asc')))
+    .orderBy(asc(e.startsAt), asc(e.id))
+    .limit(q.limit + 1);
+  return pageOf(rows, q.limit, (r) => [r.startsAt, r.id]);
+}
+
+/** Creates the event and its access list in one transaction. */
+export async function insertEvent(
+  d1: D1Database,
+  row: EventRow,
+  accessUserIds: readonly string[],
+): Promise<void> {
+  const database = db(d1);
+  const access = accessUserIds.map((userId) =>
+    database
+      .insert(schema.eventAccess)
+      .values({ eventId: row.id, userId, grantedAt: row.createdAt }),
+  );
+  await database.batch([database.insert(schema.events).values(row), ...access]);
+}
+
+/** An event's access list, oldest grant first. */
+export function listAccess(d1: D1Database, eventId: string) {
+  const a = schema.eventAccess;
+  return db(d1)
+    .select({ userId: a.userId, grantedAt: a.grantedAt })
+    .from(a)
+    .where(eq(a.eventId, eventId))
+    .orderBy(asc(a.grantedAt), asc(a.userId));
 }

@@ -1,7 +1,7 @@
 // Stations in D1: the station rows, broadcast sessions, chat and moderation records. A station's
 // StreamRoom is the single writer of its live state; it writes here through its outbox, so every
 // writer below is idempotent (applying a row twice changes nothing).
-import { and, desc, eq, isNull } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, isNull } from 'drizzle-orm';
 import type { LanePage, LaneStore } from '../channel/messages';
 import type {
   BroadcastSession,
@@ -10,6 +10,7 @@ import type {
   SessionSummary,
   StationInfo,
 } from '../protocol/stream';
+import { inChunks } from './chunks';
 import { authorColumns, authorOf, db, schema } from './client';
 import { pageOf, pastCursor } from './paging';
 
@@ -219,4 +220,125 @@ export function moderationWrites(d1: D1Database, r: ModerationRecord): D1Prepare
         r.expiresAt,
       ),
   ];
+}
+
+// ---- what the REST routes read and edit: station records, sessions, favourites ----
+
+export type StationRow = typeof schema.stations.$inferSelect;
+export type SessionRow = typeof schema.broadcastSessions.$inferSelect;
+
+/** A page of stations, newest first; `live` filters on the mirrored live flag. */
+export async function listStations(
+  d1: D1Database,
+  q: { live?: boolean; limit: number; before?: string },
+): Promise<{ page: StationRow[]; nextCursor: string | null }> {
+  const t = schema.stations;
+  const after = pastCursor(t.createdAt, t.id, q.before, 'desc');
+  const rows = await db(d1)
+    .select()
+    .from(t)
+    .where(and(q.live === undefined ? undefined : eq(t.isLive, q.live), after))
+    .orderBy(desc(t.createdAt), desc(t.id))
+    .limit(q.limit + 1);
+  return pageOf(rows, q.limit, (r) => [r.createdAt, r.id]);
+}
+
+export function findStation(d1: D1Database, id: string): Promise<StationRow | undefined> {
+  return db(d1).query.stations.findFirst({ where: eq(schema.stations.id, id) });
+}
+
+/** The stations with these ids, in no particular order (missing ids are skipped). */
+export function stationsByIds(d1: D1Database, ids: readonly string[]): Promise<StationRow[]> {
+  const t = schema.stations;
+  return inChunks(ids, (chunk) => db(d1).select().from(t).where(inArray(t.id, chunk)));
+}
+
+export async function insertStation(d1: D1Database, row: StationRow): Promise<void> {
+  await db(d1).insert(schema.stations).values(row);
+}
+
+export async function updateStation(
+  d1: D1Database,
+  id: string,
+  fields: Pick<StationRow, 'name' | 'description' | 'genre' | 'updatedAt'>,
+): Promise<void> {
+  await db(d1).update(schema.stations).set(fields).where(eq(schema.stations.id, id));
+}
+
+/** A station's broadcast sessions, newest first. */
+export function listSessions(d1: D1Database, stationId: string, limit: number) {
+  const s = schema.broadcastSessions;
+  return db(d1)
+    .select()
+    .from(s)
+    .where(eq(s.stationId, stationId))
+    .orderBy(desc(s.startedAt), desc(s.id))
+    .limit(limit);
+}
+
+export interface FavouriteState {
+  stationId: string;
+  favourited: boolean;
+  favourites: number;
+}
+
+/** How many users favourite the station, and whether `userId` is one of them. */
+export async function favouriteState(
+  d1: D1Database,
+  stationId: string,
+  userId: string | null,
+): Promise<FavouriteState> {
+  const database = db(d1);
+  const f = schema.stationFavourites;
+  const [total, mine] = await database.batch([
+    database.select({ n: count() }).from(f).where(eq(f.stationId, stationId)),
+    database
+      .select({ n: count() })
+      .from(f)
+      .where(and(eq(f.stationId, stationId), eq(f.userId, userId ?? ''))),
+  ]);
+  return {
+    stationId,
+    favourited: userId !== null && (mine[0]?.n ?? 0) > 0,
+    favourites: total[0]?.n ?? 0,
+  };
+}
+
+export async function addFavourite(
+  d1: D1Database,
+  userId: string,
+  stationId: string,
+  at: number,
+): Promise<void> {
+  await db(d1)
+    .insert(schema.stationFavourites)
+    .values({ userId, stationId, createdAt: at })
+    .onConflictDoNothing();
+}
+
+export async function removeFavourite(
+  d1: D1Database,
+  userId: string,
+  stationId: string,
+): Promise<void> {
+  const f = schema.stationFavourites;
+  await db(d1)
+    .delete(f)
+    .where(and(eq(f.stationId, stationId), eq(f.userId, userId)));
+}
+
+/** The stations a user favourited, most recent first. */
+export async function favouriteStationIds(
+  d1: D1Database,
+  userId: string,
+  limit: number,
+): Promise<string[]> {
+  const f = schema.stationFavourites;
+  const rows = await db(d1)
+    .select({ stationId: f.stationId })
+    .from(f)
+    .where(eq(f.userId, userId))
+    .orderBy(desc(f.createdAt))
+    .limit(limit);
+  return rows.map((r) => r.stationId);
 }

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { type AuthUser, requireSecret, verifyToken } from '../auth/tokens';
+import { originAllowed } from '../channel/origins';
 import type { Role } from '../db/schema';
 import { ErrorCode } from '../protocol/core';
 import type { AppEnv } from './app-env';
@@ -51,3 +52,31 @@ export function requireRole(c: Context<AppEnv>, ...roles: Role[]): AuthUser {
 }
 
 export { allowedOrigins, originAllowed } from '../channel/origins';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A state-changing call from a browser page on another site is refused: CORS only hides the
+ * answer from that page, the write itself would still happen (e.g. a login through a
+ * visitor's browser). No Origin (servers, CLIs) is allowed; the token guards those.
+ */
+export const writeOrigin = createMiddleware<AppEnv>(async (c, next) => {
+  if (!SAFE_METHODS.has(c.req.method) && !originAllowed(c.req.header('origin'), c.env)) {
+    throw new ApiError(403, ErrorCode.originNotAllowed, 'this Origin may not call the API');
+  }
+  await next();
+});
+
+/** Refuses anonymous callers (401) before their input is looked at. */
+export const signedIn = createMiddleware<AppEnv>(async (c, next) => {
+  currentUser(c);
+  await next();
+});
+
+/** Refuses callers without one of `roles` (admins always pass): 401 anonymous, 403 others. */
+export function signedInAs(...roles: Role[]) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    requireRole(c, ...roles);
+    await next();
+  });
+}

@@ -9,19 +9,19 @@ import type {
   Sequenced,
   WelcomeFrame,
 } from './core';
+import { text } from './core';
 
 export const COMMENT_MAX_CHARS = 2000;
 export const COMMENT_PAGE_SIZE = 50;
 
-export const commentBody = z
-  .string()
+export const commentBody = text()
   .trim()
   .min(1, 'must not be empty')
   .max(COMMENT_MAX_CHARS, `must be at most ${COMMENT_MAX_CHARS} characters`);
 
 export const commentFrames = {
   'comment.create': z.object({ body: commentBody }).strict(),
-  'comment.delete': z.object({ commentId: z.string().min(1).max(64) }).strict(),
+  'comment.delete': z.object({ commentId: text().min(1).max(64) }).strict(),
   typing: z.object({ isTyping: z.boolean() }).strict(),
 } satisfies FrameMap;
 export type CommentClientFrame = ClientFrame<typeof commentFrames>;

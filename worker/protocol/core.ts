@@ -61,6 +61,8 @@ export const ErrorCode = {
   emailTaken: 'email_taken',
   originNotAllowed: 'origin_not_allowed',
   upgradeRequired: 'upgrade_required',
+  unsupportedMediaType: 'unsupported_media_type',
+  idempotencyKeyInUse: 'idempotency_key_in_use',
   // events and bookings (docs/bookings.md)
   eventNotFound: 'event_not_found',
   eventAccessDenied: 'event_access_denied',
@@ -82,8 +84,19 @@ export const ErrorCode = {
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * A string of well-formed Unicode: every free-text field is one. `JSON.parse` turns the escape
+ * `"\ud800"` into a lone surrogate, which the log and live frames would keep raw while D1 hands
+ * it back as U+FFFD, so history and live would disagree; such a string is refused instead.
+ */
+export function text() {
+  return z
+    .string()
+    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogates)');
+}
+
 /** A client-chosen request id; a repeated id is acknowledged again but not applied twice. */
-export const requestId = z.string().min(1).max(64);
+export const requestId = text().min(1).max(64);
 
 /**
  * A kind's client frames: each frame type names the schema of its fields (without `type` and

@@ -10,6 +10,7 @@ import type {
   Sequenced,
   WelcomeFrame,
 } from './core';
+import { text } from './core';
 
 /** Most seats one booking may take; larger groups book several times (docs/bookings.md). */
 export const MAX_SEATS_PER_BOOKING = 10;
@@ -33,9 +34,9 @@ export const instant = z.union([
 ]);
 
 export const eventFields = {
-  title: z.string().trim().min(1, 'must not be empty').max(200),
-  description: z.string().trim().max(5000),
-  venue: z.string().trim().min(1, 'must not be empty').max(200),
+  title: text().trim().min(1, 'must not be empty').max(200),
+  description: text().trim().max(5000),
+  venue: text().trim().min(1, 'must not be empty').max(200),
   startsAt: instant,
   capacity: z
     .number()

@@ -9,6 +9,7 @@ import type {
   Sequenced,
   WelcomeFrame,
 } from './core';
+import { text } from './core';
 
 export const CHAT_MAX_CHARS = 500;
 export const CHAT_PAGE_SIZE = 50;
@@ -17,32 +18,32 @@ export const REACTION_EMOJI = ['❤️', '🔥', '👏', '😂', '🎉', '👍']
 export type ReactionEmoji = (typeof REACTION_EMOJI)[number];
 export const MODERATION_MAX_SECONDS = 30 * 24 * 60 * 60;
 
-const text = (max: number) =>
-  z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+const line = (max: number) =>
+  text().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
 /** An optional field that `null` clears. */
-const clearable = (max: number) => text(max).nullable().optional();
+const clearable = (max: number) => line(max).nullable().optional();
 
-export const chatBody = text(CHAT_MAX_CHARS);
+export const chatBody = line(CHAT_MAX_CHARS);
 
 export const stationCreateBody = z
   .object({
-    name: text(80),
-    description: z.string().trim().max(1000).default(''),
-    genre: text(40).nullable().default(null),
+    name: line(80),
+    description: text().trim().max(1000).default(''),
+    genre: line(40).nullable().default(null),
   })
   .strict();
 
 export const stationUpdateBody = z
   .object({
-    name: text(80).optional(),
-    description: z.string().trim().max(1000).optional(),
+    name: line(80).optional(),
+    description: text().trim().max(1000).optional(),
     genre: clearable(40),
   })
   .strict()
   .refine((b) => Object.keys(b).length > 0, 'name at least one field to change');
 
 const showFields = {
-  showTitle: text(120),
+  showTitle: line(120),
   hostName: clearable(80),
   showType: clearable(40),
   trackName: clearable(200),
@@ -55,7 +56,7 @@ export const showInfo = z.object(showFields).strict();
 export type ShowInfo = z.infer<typeof showInfo>;
 
 const metadataFields = {
-  showTitle: text(120).optional(),
+  showTitle: line(120).optional(),
   hostName: clearable(80),
   trackName: clearable(200),
   artistName: clearable(200),
@@ -73,9 +74,9 @@ export const CHAT_MODERATION_ACTIONS = ['mute', 'unmute', 'ban', 'unban'] as con
 export type ModerationAction = (typeof CHAT_MODERATION_ACTIONS)[number];
 
 const moderationFields = {
-  userId: z.string().min(1).max(64),
+  userId: text().min(1).max(64),
   action: z.enum(CHAT_MODERATION_ACTIONS),
-  reason: text(200).optional(),
+  reason: line(200).optional(),
   /** Omitted: until lifted. Ignored for unmute/unban. */
   durationSeconds: z.number().int().min(1).max(MODERATION_MAX_SECONDS).optional(),
 };
@@ -87,7 +88,7 @@ export const streamFrames = {
   'stream.stop': z.object({}).strict(),
   'stream.metadata': metadataUpdate,
   'chat.send': z.object({ body: chatBody }).strict(),
-  'chat.delete': z.object({ messageId: z.string().min(1).max(64) }).strict(),
+  'chat.delete': z.object({ messageId: text().min(1).max(64) }).strict(),
   'chat.moderate': moderationBody,
   reaction: z.object({ emoji: z.enum(REACTION_EMOJI) }).strict(),
 } satisfies FrameMap;

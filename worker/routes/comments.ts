@@ -4,9 +4,10 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { cursorParam } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
-import { currentUser } from '../http/auth';
-import { idempotencyKeyOf } from '../http/idempotency';
-import { parseBody, parseQuery, pathId } from '../http/validate';
+import { currentUser, signedIn } from '../http/auth';
+import { idempotencyKeyOf, idempotent } from '../http/idempotency';
+import { messageLimit } from '../http/rate-limit';
+import { jsonBody, pathId, query } from '../http/validate';
 import { COMMENT_PAGE_SIZE, commentBody } from '../protocol/comments';
 import { comments } from '../rooms/comments/kind';
 import { answered } from './answers';
@@ -18,20 +19,28 @@ const pageQuery = z.object({
 });
 
 export const commentRoutes = new Hono<AppEnv>()
-  .get('/items/:itemId/comments', async (c) => {
+  .get('/items/:itemId/comments', query(pageQuery), async (c) => {
     const itemId = pathId(c, 'itemId');
-    const { limit, before } = parseQuery(c, pageQuery);
+    const { limit, before } = c.req.valid('query');
     return c.json(await comments.room(c.env, itemId).history(limit, before));
   })
-  .post('/items/:itemId/comments', async (c) => {
-    const user = currentUser(c);
-    const itemId = pathId(c, 'itemId');
-    const key = idempotencyKeyOf(c);
-    const { body } = await parseBody(c, z.object({ body: commentBody }));
-    const frame = { type: 'comment.create', body };
-    return answered(c, await comments.room(c.env, itemId).request(user, frame, key), 201);
-  })
-  .delete('/items/:itemId/comments/:commentId', async (c) => {
+  // The room keeps the post's Idempotency-Key with the comment (the same rule, in the same
+  // commit), so it does not go through `idempotent`.
+  .post(
+    '/items/:itemId/comments',
+    signedIn,
+    messageLimit,
+    jsonBody(z.object({ body: commentBody })),
+    async (c) => {
+      const user = currentUser(c);
+      const itemId = pathId(c, 'itemId');
+      const key = idempotencyKeyOf(c);
+      const { body } = c.req.valid('json');
+      const frame = { type: 'comment.create', body };
+      return answered(c, await comments.room(c.env, itemId).request(user, frame, key), 201);
+    },
+  )
+  .delete('/items/:itemId/comments/:commentId', idempotent, async (c) => {
     const user = currentUser(c);
     const itemId = pathId(c, 'itemId');
     const frame = { type: 'comment.delete', commentId: pathId(c, 'commentId') };

@@ -1,18 +1,26 @@
 // Events, bookings, tickets. Reads come from D1 (booked seats are committed there before any
 // broadcast, so they are always current); every write goes through the event's EventRoom.
-import { and, asc, desc, eq, exists, inArray, or, type SQL } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
-import { keyState } from '../db/bookings';
-import { db, schema } from '../db/client';
-import { type EventRow, existingUsers, findBooking, findEvent, findTicket } from '../db/events';
-import { cursorParam, pageOf, pastCursor } from '../db/paging';
+import { bookingEventId, bookingsOf, keyState, ticketsHeldBy } from '../db/bookings';
+import { db } from '../db/client';
+import {
+  type EventRow,
+  existingUsers,
+  findBooking,
+  findEvent,
+  findTicket,
+  insertEvent,
+  listAccess,
+  listVisibleEvents,
+} from '../db/events';
+import { cursorParam } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
-import { currentUser, requireRole } from '../http/auth';
+import { currentUser, signedIn, signedInAs } from '../http/auth';
 import { ApiError } from '../http/errors';
-import { idempotencyKeyOf } from '../http/idempotency';
-import { parseBody, parseQuery, pathId } from '../http/validate';
+import { idempotencyKeyOf, idempotent } from '../http/idempotency';
+import { jsonBody, pathId, query } from '../http/validate';
 import { ErrorCode, type PublicUser } from '../protocol/core';
 import {
   accessBody,
@@ -67,44 +75,17 @@ function mustManage(event: EventRow, user: PublicUser): void {
 }
 
 export const eventRoutes = new Hono<AppEnv>()
-  .get('/events', async (c) => {
-    const { limit, after } = parseQuery(c, listQuery);
-    const user = c.get('user');
-    const database = db(c.env.DB);
-    const e = schema.events;
-    const a = schema.eventAccess;
-    const cursor = pastCursor(e.startsAt, e.id, after, 'asc');
-    // Public events, plus the private ones this caller organises or is listed on; admins see all.
-    const visible: SQL | undefined =
-      user?.role === 'admin'
-        ? undefined
-        : user
-          ? or(
-              eq(e.visibility, 'public'),
-              eq(e.organiserId, user.id),
-              exists(
-                database
-                  .select({ one: a.userId })
-                  .from(a)
-                  .where(and(eq(a.eventId, e.id), eq(a.userId, user.id))),
-              ),
-            )
-          : eq(e.visibility, 'public');
-    const rows = await database
-      .select()
-      .from(e)
-      .where(and(visible, cursor))
-      .orderBy(asc(e.startsAt), asc(e.id))
-      .limit(limit + 1);
-    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.startsAt, r.id]);
-    return c.json({
-      events: page.map(eventView),
-      nextCursor,
-    });
+  .get('/events', query(listQuery), async (c) => {
+    const { page, nextCursor } = await listVisibleEvents(
+      c.env.DB,
+      c.get('user'),
+      c.req.valid('query'),
+    );
+    return c.json({ events: page.map(eventView), nextCursor });
   })
-  .post('/events', async (c) => {
-    const user = requireRole(c, 'organiser');
-    const body = await parseBody(c, createEventBody);
+  .post('/events', signedInAs('organiser'), jsonBody(createEventBody), idempotent, async (c) => {
+    const user = currentUser(c);
+    const body = c.req.valid('json');
     const now = Date.now();
     if (body.startsAt <= now) {
       const fields = [{ path: 'startsAt', message: 'must be in the future' }];
@@ -136,20 +117,17 @@ export const eventRoutes = new Hono<AppEnv>()
       createdAt: now,
       updatedAt: now,
     };
-    const access = accessUserIds.map((userId) =>
-      database.insert(schema.eventAccess).values({ eventId: row.id, userId, grantedAt: now }),
-    );
-    await database.batch([database.insert(schema.events).values(row), ...access]);
+    await insertEvent(c.env.DB, row, accessUserIds);
     return c.json({ event: eventView(row), accessUserIds }, 201);
   })
   .get('/events/:eventId', async (c) => {
     const event = await visibleEvent(c, pathId(c, 'eventId'));
     return c.json({ event: eventView(event) });
   })
-  .patch('/events/:eventId', async (c) => {
+  .patch('/events/:eventId', signedIn, jsonBody(updateEventBody), idempotent, async (c) => {
     const user = currentUser(c);
     const eventId = pathId(c, 'eventId');
-    const changes = await parseBody(c, updateEventBody);
+    const changes = c.req.valid('json');
     await visibleEvent(c, eventId);
     return c.json(await eventKind.room(c.env, eventId).updateEvent(user, changes));
   })
@@ -157,33 +135,28 @@ export const eventRoutes = new Hono<AppEnv>()
     const user = currentUser(c);
     const event = await visibleEvent(c, pathId(c, 'eventId'));
     mustManage(event, user);
-    const a = schema.eventAccess;
-    const rows = await db(c.env.DB)
-      .select({ userId: a.userId, grantedAt: a.grantedAt })
-      .from(a)
-      .where(eq(a.eventId, event.id))
-      .orderBy(asc(a.grantedAt), asc(a.userId));
-    return c.json({ eventId: event.id, access: rows });
+    return c.json({ eventId: event.id, access: await listAccess(c.env.DB, event.id) });
   })
-  .post('/events/:eventId/access', async (c) => {
+  .post('/events/:eventId/access', signedIn, jsonBody(accessBody), idempotent, async (c) => {
     const user = currentUser(c);
     const eventId = pathId(c, 'eventId');
-    const { userId } = await parseBody(c, accessBody);
+    const { userId } = c.req.valid('json');
     mustManage(await visibleEvent(c, eventId), user);
     const granted = await eventKind.room(c.env, eventId).grantAccess(user, userId);
     return c.json({ eventId, userId }, granted.created ? 201 : 200);
   })
-  .delete('/events/:eventId/access/:userId', async (c) => {
+  .delete('/events/:eventId/access/:userId', idempotent, async (c) => {
     const user = currentUser(c);
     const eventId = pathId(c, 'eventId');
     const userId = pathId(c, 'userId');
     mustManage(await visibleEvent(c, eventId), user);
     return c.json(await eventKind.room(c.env, eventId).revokeAccess(user, userId));
   })
-  .post('/bookings', async (c) => {
+  // Bookings keep their Idempotency-Key answers with the booking itself (docs/bookings.md).
+  .post('/bookings', signedIn, jsonBody(bookingBody), async (c) => {
     const user = currentUser(c);
     const key = idempotencyKeyOf(c);
-    const body = await parseBody(c, bookingBody);
+    const body = c.req.valid('json');
     const database = db(c.env.DB);
     const hash = key === undefined ? undefined : await requestHash(body);
     if (key !== undefined && hash !== undefined) {
@@ -212,104 +185,38 @@ export const eventRoutes = new Hono<AppEnv>()
     }
     return c.json({ booking: bookingView(found.booking, found.tickets) });
   })
-  .delete('/bookings/:bookingId', async (c) => {
+  .delete('/bookings/:bookingId', idempotent, async (c) => {
     const user = currentUser(c);
     const bookingId = pathId(c, 'bookingId');
-    const booking = await db(c.env.DB).query.bookings.findFirst({
-      where: eq(schema.bookings.id, bookingId),
-      columns: { eventId: true },
-    });
-    if (!booking) throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
-    const { eventId } = booking;
+    const eventId = await bookingEventId(c.env.DB, bookingId);
+    if (!eventId) throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
     return c.json(await eventKind.room(c.env, eventId).cancelBooking(user, bookingId));
   })
-  .post('/tickets/:ticketId/transfer', async (c) => {
+  .post('/tickets/:ticketId/transfer', signedIn, jsonBody(transferBody), idempotent, async (c) => {
     const user = currentUser(c);
     const ticketId = pathId(c, 'ticketId');
-    const { toUserId } = await parseBody(c, transferBody);
+    const { toUserId } = c.req.valid('json');
     const ticket = await findTicket(db(c.env.DB), ticketId);
     if (!ticket) throw new ApiError(404, ErrorCode.ticketNotFound, 'no such ticket');
     const { eventId } = ticket;
     return c.json(await eventKind.room(c.env, eventId).transferTicket(user, ticketId, toUserId));
   })
-  .get('/me/tickets', async (c) => {
+  .get('/me/tickets', query(mineQuery), async (c) => {
     const user = currentUser(c);
-    const { limit } = parseQuery(c, mineQuery);
-    const database = db(c.env.DB);
-    const t = schema.tickets;
-    const e = schema.events;
-    const rows = await database
-      .select({
-        ticket: t,
-        event: { id: e.id, title: e.title, venue: e.venue, startsAt: e.startsAt },
-      })
-      .from(t)
-      .innerJoin(e, eq(e.id, t.eventId))
-      .where(eq(t.holderId, user.id))
-      .orderBy(desc(t.createdAt), asc(t.id))
-      .limit(limit);
-    const history = await transfersOf(
-      database,
-      rows.map((r) => r.ticket.id),
-    );
+    const held = await ticketsHeldBy(c.env.DB, user.id, c.req.valid('query').limit);
     return c.json({
-      tickets: rows.map((r) => ({
+      tickets: held.map((r) => ({
         ...ticketView(r.ticket),
         event: r.event,
-        transfers: history.get(r.ticket.id) ?? [],
+        transfers: r.transfers,
       })),
     });
   })
-  .get('/me/bookings', async (c) => {
+  .get('/me/bookings', query(mineQuery), async (c) => {
     const user = currentUser(c);
-    const { limit } = parseQuery(c, mineQuery);
-    const database = db(c.env.DB);
-    const b = schema.bookings;
-    const bookings = await database
-      .select()
-      .from(b)
-      .where(eq(b.userId, user.id))
-      .orderBy(desc(b.createdAt), asc(b.id))
-      .limit(limit);
-    const tickets = new Map<string, (typeof schema.tickets.$inferSelect)[]>();
-    const ids = bookings.map((r) => r.id);
-    for (let i = 0; i < ids.length; i += 90) {
-      const rows = await database
-        .select()
-        .from(schema.tickets)
-        .where(inArray(schema.tickets.bookingId, ids.slice(i, i + 90)))
-        .orderBy(asc(schema.tickets.createdAt), asc(schema.tickets.id));
-      for (const r of rows) tickets.set(r.bookingId, [...(tickets.get(r.bookingId) ?? []), r]);
-    }
-    return c.json({ bookings: bookings.map((r) => bookingView(r, tickets.get(r.id) ?? [])) });
+    const rows = await bookingsOf(c.env.DB, user.id, c.req.valid('query').limit);
+    return c.json({ bookings: rows.map((r) => bookingView(r.booking, r.tickets)) });
   });
-
-async function transfersOf(database: ReturnType<typeof db>, ticketIds: string[]) {
-  const byTicket = new Map<
-    string,
-    { id: string; fromUserId: string; toUserId: string; transferredAt: number }[]
-  >();
-  const tt = schema.ticketTransfers;
-  // D1 binds at most 100 parameters a statement.
-  for (let i = 0; i < ticketIds.length; i += 90) {
-    const rows = await database
-      .select()
-      .from(tt)
-      .where(inArray(tt.ticketId, ticketIds.slice(i, i + 90)))
-      .orderBy(asc(tt.transferredAt), asc(tt.id));
-    for (const r of rows) {
-      const list = byTicket.get(r.ticketId) ?? [];
-      list.push({
-        id: r.id,
-        fromUserId: r.fromUserId,
-        toUserId: r.toUserId,
-        transferredAt: r.transferredAt,
-      });
-      byTicket.set(r.ticketId, list);
-    }
-  }
-  return byTicket;
-}
 
 export const eventSockets = new Hono<AppEnv>().get('/events/:eventId', async (c) => {
   const eventId = pathId(c, 'eventId');

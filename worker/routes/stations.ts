@@ -1,16 +1,28 @@
 // Stations: records and listings from D1 (live state is mirrored there by each StreamRoom),
 // listener counts from the Lobby's directory (one RPC per page), and every live-state or chat
 // write through the station's StreamRoom — the same path its socket frames take.
-import { and, count, desc, eq, inArray } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { z } from 'zod';
-import { db, schema } from '../db/client';
-import { cursorParam, pageOf, pastCursor } from '../db/paging';
+import { cursorParam } from '../db/paging';
+import {
+  addFavourite,
+  favouriteState,
+  favouriteStationIds,
+  findStation,
+  insertStation,
+  listSessions,
+  listStations,
+  removeFavourite,
+  type StationRow,
+  stationsByIds,
+  updateStation,
+} from '../db/stations';
 import type { AppEnv } from '../http/app-env';
-import { currentUser, requireRole } from '../http/auth';
+import { currentUser, signedIn, signedInAs } from '../http/auth';
 import { ApiError } from '../http/errors';
-import { idempotencyKeyOf } from '../http/idempotency';
-import { parseBody, parseQuery, pathId } from '../http/validate';
+import { idempotencyKeyOf, idempotent } from '../http/idempotency';
+import { messageLimit } from '../http/rate-limit';
+import { jsonBody, pathId, query } from '../http/validate';
 import { ErrorCode, type PublicUser } from '../protocol/core';
 import type { DirectoryCounts } from '../protocol/lobby';
 import {
@@ -26,8 +38,6 @@ import {
 import { lobby } from '../rooms/lobby/kind';
 import { mayManageStation, station } from '../rooms/stream/kind';
 import { answered } from './answers';
-
-type StationRow = typeof schema.stations.$inferSelect;
 
 const listQuery = z.object({
   live: z.enum(['true', 'false']).optional(),
@@ -61,10 +71,8 @@ function stationView(row: StationRow, counts: DirectoryCounts[string] | undefine
   };
 }
 
-async function findStation(c: Context<AppEnv>, stationId: string): Promise<StationRow> {
-  const row = await db(c.env.DB).query.stations.findFirst({
-    where: eq(schema.stations.id, stationId),
-  });
+async function existingStation(c: Context<AppEnv>, stationId: string): Promise<StationRow> {
+  const row = await findStation(c.env.DB, stationId);
   if (!row) throw new ApiError(404, ErrorCode.notFound, 'no such station');
   return row;
 }
@@ -72,70 +80,59 @@ async function findStation(c: Context<AppEnv>, stationId: string): Promise<Stati
 /** The station, if the signed-in user owns it or is an admin (the room checks again). */
 async function managedStation(c: Context<AppEnv>): Promise<{ row: StationRow; user: PublicUser }> {
   const user = currentUser(c);
-  const row = await findStation(c, pathId(c, 'stationId'));
+  const row = await existingStation(c, pathId(c, 'stationId'));
   if (!mayManageStation(row, user)) {
     throw new ApiError(403, ErrorCode.forbidden, 'only the station owner or an admin may do that');
   }
   return { row, user };
 }
 
-async function favouriteState(c: Context<AppEnv>, stationId: string, userId: string) {
-  const database = db(c.env.DB);
-  const f = schema.stationFavourites;
-  const [total, mine] = await database.batch([
-    database.select({ n: count() }).from(f).where(eq(f.stationId, stationId)),
-    database
-      .select({ n: count() })
-      .from(f)
-      .where(and(eq(f.stationId, stationId), eq(f.userId, userId))),
-  ]);
-  return { stationId, favourited: (mine[0]?.n ?? 0) > 0, favourites: total[0]?.n ?? 0 };
-}
-
 export const stationRoutes = new Hono<AppEnv>()
-  .get('/stations', async (c) => {
-    const { live, limit, before } = parseQuery(c, listQuery);
-    const t = schema.stations;
-    const after = pastCursor(t.createdAt, t.id, before, 'desc');
-    const rows = await db(c.env.DB)
-      .select()
-      .from(t)
-      .where(and(live === undefined ? undefined : eq(t.isLive, live === 'true'), after))
-      .orderBy(desc(t.createdAt), desc(t.id))
-      .limit(limit + 1);
-    const { page, nextCursor } = pageOf(rows, limit, (r) => [r.createdAt, r.id]);
+  .get('/stations', query(listQuery), async (c) => {
+    const { live, limit, before } = c.req.valid('query');
+    const { page, nextCursor } = await listStations(c.env.DB, {
+      live: live === undefined ? undefined : live === 'true',
+      limit,
+      before,
+    });
     const counts = await lobby.room(c.env).counts(page.map((r) => r.id));
     return c.json({
       stations: page.map((r) => stationView(r, counts[r.id])),
       nextCursor,
     });
   })
-  .post('/stations', async (c) => {
-    const user = requireRole(c, 'station_owner');
-    const body = await parseBody(c, stationCreateBody);
-    const now = Date.now();
-    const row: StationRow = {
-      id: crypto.randomUUID(),
-      ownerId: user.id,
-      name: body.name,
-      description: body.description,
-      genre: body.genre,
-      isLive: false,
-      currentSessionId: null,
-      nowPlaying: null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    await db(c.env.DB).insert(schema.stations).values(row);
-    return c.json({ station: stationView(row, undefined) }, 201);
-  })
+  .post(
+    '/stations',
+    signedInAs('station_owner'),
+    jsonBody(stationCreateBody),
+    idempotent,
+    async (c) => {
+      const user = currentUser(c);
+      const body = c.req.valid('json');
+      const now = Date.now();
+      const row: StationRow = {
+        id: crypto.randomUUID(),
+        ownerId: user.id,
+        name: body.name,
+        description: body.description,
+        genre: body.genre,
+        isLive: false,
+        currentSessionId: null,
+        nowPlaying: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await insertStation(c.env.DB, row);
+      return c.json({ station: stationView(row, undefined) }, 201);
+    },
+  )
   .get('/stations/:stationId', async (c) => {
     const stationId = pathId(c, 'stationId');
-    const row = await findStation(c, stationId);
+    const row = await existingStation(c, stationId);
     // One station: ask its room, which holds the exact counts and the authoritative live state.
     const status = await station.room(c.env, stationId).status();
     const user = c.get('user');
-    const favourites = await favouriteState(c, stationId, user?.id ?? '');
+    const favourites = await favouriteState(c.env.DB, stationId, user?.id ?? null);
     return c.json({
       station: {
         ...stationView(row, undefined),
@@ -148,13 +145,13 @@ export const stationRoutes = new Hono<AppEnv>()
         counts: status.listeners,
         session: status.session,
         favourites: favourites.favourites,
-        favourited: user ? favourites.favourited : false,
+        favourited: favourites.favourited,
       },
     });
   })
-  .patch('/stations/:stationId', async (c) => {
+  .patch('/stations/:stationId', signedIn, jsonBody(stationUpdateBody), idempotent, async (c) => {
     const { row } = await managedStation(c);
-    const body = await parseBody(c, stationUpdateBody);
+    const body = c.req.valid('json');
     const next: StationRow = {
       ...row,
       ...(body.name === undefined ? {} : { name: body.name }),
@@ -162,21 +159,20 @@ export const stationRoutes = new Hono<AppEnv>()
       ...(body.genre === undefined ? {} : { genre: body.genre ?? null }),
       updatedAt: Date.now(),
     };
-    await db(c.env.DB)
-      .update(schema.stations)
-      .set({
-        name: next.name,
-        description: next.description,
-        genre: next.genre,
-        updatedAt: next.updatedAt,
-      })
-      .where(eq(schema.stations.id, row.id));
+    await updateStation(c.env.DB, row.id, {
+      name: next.name,
+      description: next.description,
+      genre: next.genre,
+      updatedAt: next.updatedAt,
+    });
     await station.room(c.env, row.id).stationUpdated();
     return c.json({ station: stationView(next, undefined) });
   })
-  .post('/stations/:stationId/live', async (c) => {
+  // Going live, stopping, now playing and moderation pass their Idempotency-Key to the room,
+  // which keeps it with the change (the same rule, in the same commit): not `idempotent`.
+  .post('/stations/:stationId/live', signedIn, jsonBody(showInfo), async (c) => {
     const { row, user } = await managedStation(c);
-    const show = await parseBody(c, showInfo);
+    const show = c.req.valid('json');
     const frame = { type: 'stream.start', ...show };
     return answered(
       c,
@@ -193,9 +189,9 @@ export const stationRoutes = new Hono<AppEnv>()
       200,
     );
   })
-  .put('/stations/:stationId/now-playing', async (c) => {
+  .put('/stations/:stationId/now-playing', signedIn, jsonBody(metadataUpdate), async (c) => {
     const { row, user } = await managedStation(c);
-    const patch = await parseBody(c, metadataUpdate);
+    const patch = c.req.valid('json');
     const frame = { type: 'stream.metadata', ...patch };
     return answered(
       c,
@@ -203,34 +199,33 @@ export const stationRoutes = new Hono<AppEnv>()
       200,
     );
   })
-  .get('/stations/:stationId/sessions', async (c) => {
+  .get('/stations/:stationId/sessions', query(sessionsQuery), async (c) => {
     const stationId = pathId(c, 'stationId');
-    await findStation(c, stationId);
-    const { limit } = parseQuery(c, sessionsQuery);
-    const s = schema.broadcastSessions;
-    const sessions = await db(c.env.DB)
-      .select()
-      .from(s)
-      .where(eq(s.stationId, stationId))
-      .orderBy(desc(s.startedAt), desc(s.id))
-      .limit(limit);
-    return c.json({ sessions });
+    await existingStation(c, stationId);
+    const { limit } = c.req.valid('query');
+    return c.json({ sessions: await listSessions(c.env.DB, stationId, limit) });
   })
-  .get('/stations/:stationId/chat', async (c) => {
+  .get('/stations/:stationId/chat', query(chatQuery), async (c) => {
     const stationId = pathId(c, 'stationId');
-    await findStation(c, stationId);
-    const { limit, before } = parseQuery(c, chatQuery);
+    await existingStation(c, stationId);
+    const { limit, before } = c.req.valid('query');
     return c.json(await station.room(c.env, stationId).history(limit, before));
   })
-  .post('/stations/:stationId/chat', async (c) => {
-    const user = currentUser(c);
-    const stationId = pathId(c, 'stationId');
-    const key = idempotencyKeyOf(c);
-    const { body } = await parseBody(c, z.object({ body: chatBody }).strict());
-    const frame = { type: 'chat.send', body };
-    return answered(c, await station.room(c.env, stationId).request(user, frame, key), 201);
-  })
-  .delete('/stations/:stationId/chat/:messageId', async (c) => {
+  .post(
+    '/stations/:stationId/chat',
+    signedIn,
+    messageLimit,
+    jsonBody(z.object({ body: chatBody }).strict()),
+    async (c) => {
+      const user = currentUser(c);
+      const stationId = pathId(c, 'stationId');
+      const key = idempotencyKeyOf(c);
+      const { body } = c.req.valid('json');
+      const frame = { type: 'chat.send', body };
+      return answered(c, await station.room(c.env, stationId).request(user, frame, key), 201);
+    },
+  )
+  .delete('/stations/:stationId/chat/:messageId', idempotent, async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     const messageId = pathId(c, 'messageId');
@@ -241,9 +236,9 @@ export const stationRoutes = new Hono<AppEnv>()
     const { row, user } = await managedStation(c);
     return c.json(await station.room(c.env, row.id).restrictions(user));
   })
-  .post('/stations/:stationId/moderation', async (c) => {
+  .post('/stations/:stationId/moderation', signedIn, jsonBody(moderationBody), async (c) => {
     const { row, user } = await managedStation(c);
-    const request = await parseBody(c, moderationBody);
+    const request = c.req.valid('json');
     const frame = { type: 'chat.moderate', ...request };
     return answered(
       c,
@@ -251,41 +246,25 @@ export const stationRoutes = new Hono<AppEnv>()
       201,
     );
   })
-  .put('/stations/:stationId/favourite', async (c) => {
+  .put('/stations/:stationId/favourite', idempotent, async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
-    await findStation(c, stationId);
-    await db(c.env.DB)
-      .insert(schema.stationFavourites)
-      .values({ userId: user.id, stationId, createdAt: Date.now() })
-      .onConflictDoNothing();
-    return c.json(await favouriteState(c, stationId, user.id));
+    await existingStation(c, stationId);
+    await addFavourite(c.env.DB, user.id, stationId, Date.now());
+    return c.json(await favouriteState(c.env.DB, stationId, user.id));
   })
-  .delete('/stations/:stationId/favourite', async (c) => {
+  .delete('/stations/:stationId/favourite', idempotent, async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
-    await findStation(c, stationId);
-    const f = schema.stationFavourites;
-    await db(c.env.DB)
-      .delete(f)
-      .where(and(eq(f.stationId, stationId), eq(f.userId, user.id)));
-    return c.json(await favouriteState(c, stationId, user.id));
+    await existingStation(c, stationId);
+    await removeFavourite(c.env.DB, user.id, stationId);
+    return c.json(await favouriteState(c.env.DB, stationId, user.id));
   })
   .get('/me/favourites', async (c) => {
     const user = currentUser(c);
-    const f = schema.stationFavourites;
-    const favourites = await db(c.env.DB)
-      .select({ stationId: f.stationId })
-      .from(f)
-      .where(eq(f.userId, user.id))
-      .orderBy(desc(f.createdAt))
-      .limit(200);
-    const ids = favourites.map((r) => r.stationId);
+    const ids = await favouriteStationIds(c.env.DB, user.id, 200);
     if (ids.length === 0) return c.json({ stations: [] });
-    const rows = await db(c.env.DB)
-      .select()
-      .from(schema.stations)
-      .where(inArray(schema.stations.id, ids));
+    const rows = await stationsByIds(c.env.DB, ids);
     const counts = await lobby.room(c.env).counts(ids);
     const byId = new Map(rows.map((r) => [r.id, r]));
     return c.json({
@@ -295,8 +274,7 @@ export const stationRoutes = new Hono<AppEnv>()
       }),
     });
   })
-  .get('/admin/streams', async (c) => {
-    requireRole(c, 'admin');
+  .get('/admin/streams', signedInAs('admin'), async (c) => {
     return c.json(await lobby.room(c.env).adminStreams());
   });
 
