@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { booked, createEvent } from './event-fixtures';
 import { api, env, register, type TestUser, unique } from './helpers';
-import { createStation, goLive, stopLive } from './station-fixtures';
+import { createStation } from './station-fixtures';
 
 interface Sent {
   status: number;
@@ -176,19 +176,24 @@ describe('concurrent requests with one key', () => {
 
 describe('failures', () => {
   it('release the key, so a retry with it runs afresh', async () => {
-    const owner = await register('station_owner');
-    const station = await createStation(owner);
-    await goLive(owner, station.id);
+    const organiser = await register('organiser');
+    const fan = await register();
+    const event = await createEvent(organiser, { capacity: 10 });
+    const booking = await booked(fan, event.id, 3);
     const key = unique('key');
-    const show = { showTitle: 'Second Show' };
-    const refused = await send(owner, 'POST', `/api/stations/${station.id}/live`, key, show);
+    const path = `/api/events/${event.id}`;
+    const refused = await send(organiser, 'PATCH', path, key, { capacity: 2 });
     expect(refused.status).toBe(409);
-    expect(codeOf(refused)).toBe('already_live');
-    expect(await keyRows(owner.id, key)).toEqual([]);
-    expect((await stopLive(owner, station.id)).status).toBe(200);
-    const retried = await send(owner, 'POST', `/api/stations/${station.id}/live`, key, show);
-    expect(retried).toMatchObject({ status: 201, replayed: false });
-    expect(JSON.parse(retried.text)).toMatchObject({ session: { showTitle: 'Second Show' } });
+    expect(codeOf(refused)).toBe('capacity_below_booked');
+    expect(await keyRows(organiser.id, key)).toEqual([]);
+    const cancelled = await api(`/api/bookings/${booking.id}`, {
+      method: 'DELETE',
+      token: fan.token,
+    });
+    expect(cancelled.status).toBe(200);
+    const retried = await send(organiser, 'PATCH', path, key, { capacity: 2 });
+    expect(retried).toMatchObject({ status: 200, replayed: false });
+    expect(JSON.parse(retried.text)).toMatchObject({ event: { capacity: 2 } });
   });
 
   it('refuse a malformed key with 400 invalid_idempotency_key before anything runs', async () => {

@@ -2,7 +2,7 @@
 // answers of booking retries. Each write is one D1 batch (a transaction) whose first statement
 // is a conditional update; the rows that follow are written only if it applied, so the oversell
 // guard lives in D1 itself (docs/bookings.md).
-import { and, asc, desc, eq, gte, inArray, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray } from 'drizzle-orm';
 import { IDEMPOTENCY_TTL_MS } from '../protocol/events';
 import { inChunks } from './chunks';
 import type { Db } from './client';
@@ -229,16 +229,6 @@ export async function commitTransfer(
       .bind(c.transferId, c.ticketId, c.fromUserId, c.toUserId, c.now),
   ]);
   return (moved?.results.length ?? 0) > 0;
-}
-
-/** Deletes stored answers past the TTL, for every user. Returns how many went. */
-export async function pruneIdempotencyKeys(database: Db, now = Date.now()): Promise<number> {
-  const k = schema.idempotencyKeys;
-  const result = await database
-    .delete(k)
-    .where(and(eq(k.scope, BOOKING_SCOPE), lt(k.createdAt, now - IDEMPOTENCY_TTL_MS)))
-    .run();
-  return result.meta.changes;
 }
 
 /** D1 reports constraint failures as errors whose message names the constraint. */
