@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { cursorParam } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, signedIn } from '../http/auth';
-import { idempotencyKeyOf, idempotent } from '../http/idempotency';
+import { idempotencyKeyOf } from '../http/idempotency';
 import { messageLimit } from '../http/rate-limit';
 import { jsonBody, pathId, query } from '../http/validate';
 import { COMMENT_PAGE_SIZE, commentBody } from '../protocol/comments';
@@ -40,11 +40,12 @@ export const commentRoutes = new Hono<AppEnv>()
       return answered(c, await comments.room(c.env, itemId).request(user, frame, key), 201);
     },
   )
-  .delete('/items/:itemId/comments/:commentId', idempotent, async (c) => {
+  .delete('/items/:itemId/comments/:commentId', async (c) => {
     const user = currentUser(c);
     const itemId = pathId(c, 'itemId');
     const frame = { type: 'comment.delete', commentId: pathId(c, 'commentId') };
-    return answered(c, await comments.room(c.env, itemId).request(user, frame), 200);
+    const key = idempotencyKeyOf(c);
+    return answered(c, await comments.room(c.env, itemId).request(user, frame, key), 200);
   });
 
 export const commentSockets = new Hono<AppEnv>().get('/comments/:itemId', (c) =>

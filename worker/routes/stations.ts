@@ -225,12 +225,13 @@ export const stationRoutes = new Hono<AppEnv>()
       return answered(c, await station.room(c.env, stationId).request(user, frame, key), 201);
     },
   )
-  .delete('/stations/:stationId/chat/:messageId', idempotent, async (c) => {
+  .delete('/stations/:stationId/chat/:messageId', async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     const messageId = pathId(c, 'messageId');
     const frame = { type: 'chat.delete', messageId };
-    return answered(c, await station.room(c.env, stationId).request(user, frame), 200);
+    const key = idempotencyKeyOf(c);
+    return answered(c, await station.room(c.env, stationId).request(user, frame, key), 200);
   })
   .get('/stations/:stationId/moderation', async (c) => {
     const { row, user } = await managedStation(c);
