@@ -3,6 +3,7 @@
 import ReconnectingWebSocket from 'partysocket/ws';
 import {
   type AckFrame,
+  type BatchFrame,
   type ErrorFrame,
   HEARTBEAT_REQUEST,
   TERMINAL_CLOSE_CODES,
@@ -44,6 +45,10 @@ export class RequestError extends Error {
 }
 
 type Listener<F> = (frame: F) => void;
+
+function isBatch<F>(frame: { type: string }): frame is BatchFrame<F> {
+  return frame.type === 'batch' && Array.isArray((frame as BatchFrame<F>).frames);
+}
 
 interface Pending {
   json: string;
@@ -163,12 +168,18 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
 
   #onMessage(data: unknown): void {
     if (typeof data !== 'string') return;
-    let frame: Frame;
+    let frame: Frame | BatchFrame<Frame>;
     try {
-      frame = JSON.parse(data) as Frame;
+      frame = JSON.parse(data) as Frame | BatchFrame<Frame>;
     } catch {
       return;
     }
+    // Under load the server sends one `batch` per short window; listeners see single frames.
+    if (isBatch(frame)) for (const one of frame.frames) this.#onFrame(one);
+    else this.#onFrame(frame);
+  }
+
+  #onFrame(frame: Frame): void {
     if (frame.type === 'welcome') {
       const welcome = frame as unknown as WelcomeFrame<Snapshot>;
       this.connectionId = welcome.connectionId;

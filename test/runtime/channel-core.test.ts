@@ -5,6 +5,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forwardToChannel } from '../../worker/channel/identity';
+import { TokenBucket } from '../../worker/channel/rate-limit';
 import type { AckFrame, ErrorFrame, WelcomeFrame } from '../../worker/protocol/core';
 import { probe } from '../kinds/probe/kind';
 import type { ProbeRoom, ProbeSnapshot } from '../kinds/probe/ProbeRoom';
@@ -331,5 +332,70 @@ describe('coalesced values', () => {
     await socket.next((f) => f.type === 'value' && f.value === 10, 3000);
     expect(socket.all('value').length).toBeLessThanOrEqual(3);
     socket.close();
+  });
+});
+
+describe('batches under load', () => {
+  it('sends each event alone at low rates', async () => {
+    const user = await register();
+    const id = unique('probe');
+    const watcher = await join(id);
+    const { socket } = await join(id, user);
+    for (let i = 0; i < 4; i++) {
+      socket.send({ type: 'note.post', id: `slow-${i}`, body: `slow ${i}` });
+      await socket.next((f) => f.type === 'ack' && f.id === `slow-${i}`);
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    await watcher.socket.next((f) => f.type === 'note.posted' && f.seq === 4);
+    expect(watcher.socket.batches).toBe(0);
+    watcher.socket.close();
+    socket.close();
+  });
+
+  it('sends a burst as batches carrying every event once, in seq order, acks after their events', async () => {
+    const users = await Promise.all([register(), register(), register()]);
+    const id = unique('probe');
+    const watcher = await join(id);
+    const writers = [];
+    for (const u of users) writers.push(await join(id, u));
+    writers.forEach((w, n) => {
+      for (let i = 0; i < 10; i++)
+        w.socket.send({ type: 'note.post', id: `b${i}`, body: `${n}-${i}` });
+    });
+    await watcher.socket.next((f) => f.type === 'note.posted' && f.seq === 30, 10_000);
+    const seqs = watcher.socket.all('note.posted').map((f) => f.seq);
+    expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(watcher.socket.batches).toBeGreaterThan(0);
+    for (const w of writers) {
+      await w.socket.next((f) => f.type === 'ack' && f.id === 'b9', 10_000);
+      // Every ack comes after the event it answers.
+      const order = w.socket.received;
+      for (const ack of order.filter((f) => f.type === 'ack')) {
+        const eventAt = order.findIndex((f) => f.type === 'note.posted' && f.seq === ack.seq);
+        expect(eventAt).toBeGreaterThanOrEqual(0);
+        expect(eventAt).toBeLessThan(order.indexOf(ack));
+      }
+    }
+    for (const s of [watcher, ...writers]) s.socket.close();
+  });
+});
+
+describe('rate limits judge the client, not the room', () => {
+  const options = { capacity: 20, refillPerSecond: 10, maxWarnings: 5 };
+
+  it('never refuses a client at 8 frames/s whose frames the busy room handled late and bunched', () => {
+    const bucket = new TokenBucket(options, 0);
+    // The client sent 8 frames a second for 10 s; the room was busy from t = 0 and handled
+    // all 80 only at t = 10 s, back to back.
+    const results = Array.from({ length: 80 }, () => bucket.take(10_000, 10_000));
+    expect(results.filter((r) => r !== 'ok')).toEqual([]);
+  });
+
+  it('still warns and then closes a flood, however busy the room is', () => {
+    // Connected at t = 5 s into a busy spell and sending a frame every millisecond.
+    const bucket = new TokenBucket(options, 5000);
+    const results = Array.from({ length: 60 }, (_, i) => bucket.take(5000 + i, 5000 + i));
+    expect(results.slice(0, 20).every((r) => r === 'ok')).toBe(true);
+    expect(results).toContain('close');
   });
 });

@@ -19,6 +19,8 @@ type Match = string | ((frame: Frame) => boolean);
 
 export class FrameQueue {
   readonly received: Frame[] = [];
+  /** How many `batch` frames arrived (their frames are in `received`, in order). */
+  batches = 0;
   closeEvent: { code: number; reason: string } | null = null;
   #consumed = new Set<number>();
   #waiters: (() => void)[] = [];
@@ -26,7 +28,14 @@ export class FrameQueue {
   constructor(readonly socket: SocketLike) {
     socket.addEventListener('message', (event) => {
       const text = typeof event.data === 'string' ? event.data : String(event.data);
-      this.received.push(JSON.parse(text) as Frame);
+      const frame = JSON.parse(text) as Frame;
+      // A batch (docs/protocol.md, "Batches") is unpacked like the SDK does; `batches` counts them.
+      if (frame.type === 'batch' && Array.isArray(frame.frames)) {
+        this.batches += 1;
+        for (const one of frame.frames as Frame[]) this.received.push(one);
+      } else {
+        this.received.push(frame);
+      }
       this.#wake();
     });
     socket.addEventListener('close', (event) => {

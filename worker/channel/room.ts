@@ -20,6 +20,7 @@ import {
   type WelcomeFrame,
 } from '../protocol/core';
 import { ChannelError } from './errors';
+import { Fanout } from './fanout';
 import { frameBytes, parseFrame } from './frames';
 import { readForwarded } from './identity';
 import type { Kind, RpcResult } from './kind';
@@ -97,6 +98,8 @@ export interface ChannelKit {
 }
 
 const SWEEP_TASK = 'sweep';
+/** Frames starting within this long of each other (100 a second and more): the object is busy. */
+const BUSY_GAP_MS = 10;
 const OUTBOX_TASK = 'outbox';
 /** Backstop for the outbox: if nothing else flushes it, the alarm does. */
 const OUTBOX_BACKSTOP_MS = 5000;
@@ -125,6 +128,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   protected abstract readonly handlers: Handlers<M>;
   readonly #kind: Kind<M>;
   readonly #roster: Roster;
+  readonly #fanout: Fanout;
   readonly #ledger: RequestLedger;
   readonly #tasks: TaskScheduler;
   readonly #outbox: Outbox;
@@ -134,6 +138,8 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   #queue: Promise<unknown> = Promise.resolve();
   #ready: Promise<void> | null = null;
   #outboxArmed = false;
+  #busySince = 0;
+  #lastFrameAt = 0;
   #presenceCountsDue = false;
 
   constructor(
@@ -152,6 +158,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     this.sql = ctx.storage.sql;
     this.log = new SequenceLog(this.sql, this.options.retention);
     this.#roster = new Roster(this.options.rate);
+    this.#fanout = new Fanout(this.#roster);
     this.#ledger = new RequestLedger(this.sql);
     this.#tasks = new TaskScheduler(this.sql, ctx.storage);
     const label = `${this.constructor.name} ${name}`;
@@ -262,6 +269,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     const since = url.searchParams.get('since');
     const epoch = url.searchParams.get('epoch');
 
+    // Frames still waiting in a batch window are already in the snapshot below: send them to
+    // the sockets they were meant for before this one joins.
+    this.#fanout.flush();
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     const now = Date.now();
@@ -360,12 +370,21 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
 
   async #handleMessage(conn: Connection, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
+    // Frames that queued while the object was busy arrive bunched; the rate limit judges the
+    // client by how long the object has been busy, not by how fast it caught up. (The clock
+    // stands still inside a handler, so "busy" is read from the starts of frames: back to back.)
+    if (now - this.#lastFrameAt > BUSY_GAP_MS) this.#busySince = now;
+    this.#lastFrameAt = now;
+    await this.#judgeAndRun(conn, message, now);
+  }
+
+  async #judgeAndRun(conn: Connection, message: string | ArrayBuffer, now: number): Promise<void> {
     conn.noteFrame(now, this.#heartbeatTimeoutMs() / 3);
     if (frameBytes(message) > MAX_FRAME_BYTES) {
       this.closeConnection(conn, CloseCode.tooBig, `frame over ${MAX_FRAME_BYTES} bytes`);
       return;
     }
-    const taken = conn.bucket.take(now);
+    const taken = conn.bucket.take(now, now - this.#busySince);
     if (taken === 'close') {
       this.closeConnection(conn, CloseCode.rateLimited, 'too many frames');
       return;
@@ -400,9 +419,8 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
         parsed.frame as FrameOf<M, keyof M & string>,
       );
       if (id === undefined || conn.ws.readyState !== WebSocket.OPEN) return;
-      conn.ws.send(
-        JSON.stringify({ type: 'ack', id, ...value, ...(duplicate ? { duplicate: true } : {}) }),
-      );
+      const ack = { type: 'ack', id, ...value, ...(duplicate ? { duplicate: true } : {}) };
+      this.#fanout.send(conn, JSON.stringify(ack));
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       this.sendTo(conn, err.toFrame(id));
@@ -550,22 +568,12 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   }
 
   protected broadcastRaw(json: string, filter?: (conn: Connection) => boolean): void {
-    for (const conn of this.#roster.all()) {
-      if (filter && !filter(conn)) continue;
-      try {
-        conn.ws.send(json);
-      } catch {
-        // A socket that died under us is dropped by its close event or the sweep.
-      }
-    }
+    this.#fanout.broadcast(json, filter);
   }
 
+  /** Sends one socket a frame, after every broadcast that came before it. */
   protected sendTo(conn: Connection, frame: object): void {
-    try {
-      conn.ws.send(JSON.stringify(frame));
-    } catch {
-      // see broadcastRaw
-    }
+    this.#fanout.send(conn, JSON.stringify(frame));
   }
 
   protected connections(): IterableIterator<Connection> {

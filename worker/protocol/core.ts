@@ -216,6 +216,15 @@ export interface PresenceSnapshot {
   membersTruncated?: boolean;
 }
 
+/**
+ * Under load a channel sends one frame per short window (≤ 50 ms) carrying every frame of that
+ * window in order; clients handle each as if it had come alone (docs/protocol.md, "Batches").
+ */
+export interface BatchFrame<F = unknown> {
+  type: 'batch';
+  frames: F[];
+}
+
 export type CoreServerFrame =
   | WelcomeFrame
   | AckFrame
