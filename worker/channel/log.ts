@@ -43,7 +43,7 @@ export class SequenceLog {
     now = Date.now(),
   ): { frame: E & Sequenced; json: string } {
     const seq = this.#seq + 1;
-    const frame = { ...event, seq, at: now };
+    const frame = { ...event, seq };
     const json = JSON.stringify(frame);
     this.sql.exec('INSERT INTO channel_log (seq, at, frame) VALUES (?, ?, ?)', seq, now, json);
     this.#setMeta('seq', String(seq));

@@ -26,7 +26,8 @@ export interface LanePage<Msg> {
 
 /** A kind's D1 side of a lane (the SQL lives in worker/db/). Writers must be idempotent. */
 export interface LaneStore<Msg extends LaneMessage> {
-  insert(d1: D1Database, message: Msg): D1PreparedStatement[];
+  /** The message carries no channel id (the channel is known); `channelId` names it for D1. */
+  insert(d1: D1Database, channelId: string, message: Msg): D1PreparedStatement[];
   remove(d1: D1Database, deletion: { id: string; by: string; at: number }): D1PreparedStatement[];
   /** The author and deletion state of a message older than the object keeps. */
   find(d1: D1Database, channelId: string, id: string): Promise<StoredAuthor | null>;
@@ -66,7 +67,9 @@ export class MessageLane<
     kit.sql.exec(
       'CREATE INDEX IF NOT EXISTS lane_messages_order ON lane_messages (lane, created_at, id)',
     );
-    kit.outbox.register<Msg>(`${spec.name}.insert`, (d1, m) => spec.store.insert(d1, m));
+    kit.outbox.register<{ channelId: string; message: Msg }>(`${spec.name}.insert`, (d1, row) =>
+      spec.store.insert(d1, row.channelId, row.message),
+    );
     kit.outbox.register<{ id: string; by: string; at: number }>(`${spec.name}.delete`, (d1, d) =>
       spec.store.remove(d1, d),
     );
@@ -113,7 +116,7 @@ export class MessageLane<
       JSON.stringify(message),
     );
     const event = tx.publish(this.spec.created(message));
-    tx.outbox(`${this.spec.name}.insert`, message);
+    tx.outbox(`${this.spec.name}.insert`, { channelId: this.spec.channelId, message });
     this.#trim();
     return { seq: event.seq };
   }

@@ -1,11 +1,23 @@
 import { drizzle } from 'drizzle-orm/d1';
 import * as schema from './schema';
 
-export function db(d1: D1Database) {
+function build(d1: D1Database) {
   return drizzle(d1, { schema });
 }
 
-export type Db = ReturnType<typeof db>;
+export type Db = ReturnType<typeof build>;
+
+// One drizzle client per binding, built once per isolate rather than on every query.
+const clients = new WeakMap<D1Database, Db>();
+
+export function db(d1: D1Database): Db {
+  let client = clients.get(d1);
+  if (!client) {
+    client = build(d1);
+    clients.set(d1, client);
+  }
+  return client;
+}
 export { schema };
 
 /** The author columns of every "message with its author" query (comments, chat). */

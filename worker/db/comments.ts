@@ -7,13 +7,13 @@ import { authorColumns, authorOf, db, schema } from './client';
 import { pageOf, pastCursor } from './paging';
 
 export const commentStore: LaneStore<Comment> = {
-  insert: (d1, c) => [
+  insert: (d1, itemId, c) => [
     d1
       .prepare(
         `INSERT INTO comments (id, item_id, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO NOTHING`,
       )
-      .bind(c.id, c.itemId, c.user.id, c.body, c.createdAt),
+      .bind(c.id, itemId, c.user.id, c.body, c.createdAt),
   ],
   remove: (d1, d) => [
     d1
@@ -54,7 +54,6 @@ export async function commentPage(
   return {
     messages: page.map((r) => ({
       id: r.id,
-      itemId,
       user: authorOf(r),
       body: r.body,
       createdAt: r.createdAt,

@@ -57,7 +57,6 @@ export async function chatPage(
   return {
     messages: page.map((r) => ({
       id: r.id,
-      stationId,
       sessionId: r.sessionId,
       user: authorOf(r),
       body: r.body,
@@ -68,13 +67,13 @@ export async function chatPage(
 }
 
 export const chatStore: LaneStore<ChatMessage> = {
-  insert: (d1, m) => {
+  insert: (d1, stationId, m) => {
     const insert = d1
       .prepare(
         `INSERT INTO chat_messages (id, station_id, session_id, user_id, body, created_at)
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
       )
-      .bind(m.id, m.stationId, m.sessionId, m.user.id, m.body, m.createdAt);
+      .bind(m.id, stationId, m.sessionId, m.user.id, m.body, m.createdAt);
     if (!m.sessionId) return [insert];
     // Counted on its session only when the insert above wrote a row (a replay adds nothing).
     const count = d1

@@ -26,9 +26,9 @@ export const commentFrames = {
 } satisfies FrameMap;
 export type CommentClientFrame = ClientFrame<typeof commentFrames>;
 
+/** A comment on the channel's item (the item is the channel, so it is not repeated here). */
 export interface Comment {
   id: string;
-  itemId: string;
   user: PublicUser;
   body: string;
   createdAt: number;

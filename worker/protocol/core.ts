@@ -124,10 +124,12 @@ export interface PublicUser {
   role: string;
 }
 
-/** Every durable channel event carries `seq` (monotonic per channel) and `at` (ms). */
+/**
+ * Every durable channel event carries `seq` (monotonic per channel). Events that need a time
+ * carry their own (`createdAt`, `startedAt` …), so frames carry no separate timestamp.
+ */
 export interface Sequenced {
   seq: number;
-  at: number;
 }
 
 export interface RecoveryInfo {

@@ -145,9 +145,9 @@ export interface ListenerCounts {
   distinct: number;
 }
 
+/** A chat message on the channel's station (the station is the channel, not repeated here). */
 export interface ChatMessage {
   id: string;
-  stationId: string;
   sessionId: string | null;
   user: PublicUser;
   body: string;

@@ -24,7 +24,7 @@ interface Faults {
 }
 
 const noteStore = (faults: Faults): LaneStore<Note> => ({
-  insert: (d1, n) => {
+  insert: (d1, room, n) => {
     faults.attempts += 1;
     if (faults.failing) throw new Error('D1 is down (test)');
     return [
@@ -33,7 +33,7 @@ const noteStore = (faults: Faults): LaneStore<Note> => ({
           `INSERT INTO probe_notes (id, room, user_id, body, created_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (id) DO NOTHING`,
         )
-        .bind(n.id, n.room, n.user.id, n.body, n.createdAt),
+        .bind(n.id, room, n.user.id, n.body, n.createdAt),
     ];
   },
   remove: (d1, d) => [

@@ -93,7 +93,6 @@ export class CommentRoom extends ChannelRoom<typeof commentFrames, CommentRoomSn
     const user = call.user;
     const comment: Comment = {
       id: crypto.randomUUID(),
-      itemId: this.channelId,
       user: { id: user.id, name: user.name, role: user.role },
       body,
       createdAt: Date.now(),

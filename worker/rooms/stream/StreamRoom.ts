@@ -216,7 +216,6 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     }
     const message: ChatMessage = {
       id: crypto.randomUUID(),
-      stationId: this.channelId,
       sessionId: this.#show.state?.session.id ?? null,
       user: { id: call.user.id, name: call.user.name, role: call.user.role },
       body,
