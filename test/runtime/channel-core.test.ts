@@ -344,7 +344,7 @@ describe('batches under load', () => {
     for (let i = 0; i < 4; i++) {
       socket.send({ type: 'note.post', id: `slow-${i}`, body: `slow ${i}` });
       await socket.next((f) => f.type === 'ack' && f.id === `slow-${i}`);
-      await new Promise((r) => setTimeout(r, 60));
+      await new Promise((r) => setTimeout(r, 80));
     }
     await watcher.socket.next((f) => f.type === 'note.posted' && f.seq === 4);
     expect(watcher.socket.batches).toBe(0);

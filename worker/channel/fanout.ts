@@ -6,10 +6,10 @@
 // socket always sees an event before the ack that answers it.
 import type { Connection, Roster } from './roster';
 
-/** A broadcast this soon after the previous one opens a batch window. */
-export const BATCH_TRIGGER_MS = 25;
-/** How long a window stays open: the most a frame waits under load. */
-export const BATCH_WINDOW_MS = 25;
+/** A broadcast this soon after the previous one (20 a second and more) opens a batch window. */
+export const BATCH_TRIGGER_MS = 50;
+/** How long a window stays open: the most a frame waits under load (the issue allows 50 ms). */
+export const BATCH_WINDOW_MS = 40;
 
 export class Fanout {
   #pending: string[] = [];
