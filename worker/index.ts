@@ -12,18 +12,21 @@ import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
 import { stationRoutes, stationSockets } from './routes/stations';
+import { storyRoutes, storySockets } from './routes/stories';
 
 const api = new Hono<AppEnv>()
   .route('/', authRoutes)
   .route('/', commentRoutes)
   .route('/', eventRoutes)
   .route('/', stationRoutes)
+  .route('/', storyRoutes)
   .route('/', adminRoutes);
 
 const sockets = new Hono<AppEnv>()
   .route('/', commentSockets)
   .route('/', eventSockets)
-  .route('/', stationSockets);
+  .route('/', stationSockets)
+  .route('/', storySockets);
 
 const app = new Hono<AppEnv>()
   .use(
@@ -66,4 +69,6 @@ export { ConnectionQuota } from './channel/quota';
 export { CommentRoom } from './rooms/comments/CommentRoom';
 export { EventRoom } from './rooms/event/EventRoom';
 export { Lobby } from './rooms/lobby/Lobby';
+export { PlayRoom } from './rooms/play/PlayRoom';
+export { StoryRoom } from './rooms/story/StoryRoom';
 export { StreamRoom } from './rooms/stream/StreamRoom';

@@ -253,3 +253,87 @@ export const ticketTransfers = sqliteTable(
   },
   (t) => [index('ticket_transfers_ticket').on(t.ticketId)],
 );
+
+// Stories (docs/stories.md). The body is the live document's text, written by the story's
+// channel (through its outbox) after edits settle; everything else is written by the routes.
+export const stories = sqliteTable(
+  'stories',
+  {
+    id: text('id').primaryKey(),
+    ownerId: text('owner_id')
+      .notNull()
+      .references(() => users.id),
+    title: text('title').notNull(),
+    body: text('body').notNull().default(''),
+    // The channel's seq of the document state `body` was taken from: saves only move forward.
+    bodySeq: integer('body_seq').notNull().default(0),
+    // JSON of the branching structure ({ start, passages }), or null.
+    graph: text('graph'),
+    published: integer('published', { mode: 'boolean' }).notNull().default(false),
+    publishedAt: integer('published_at'),
+    // Grows with every change of who may read or write (owner, co-authors, published, title).
+    accessVersion: integer('access_version').notNull().default(1),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    index('stories_owner').on(t.ownerId),
+    index('stories_published').on(t.published, t.publishedAt, t.id),
+  ],
+);
+
+export const storyCoauthors = sqliteTable(
+  'story_coauthors',
+  {
+    storyId: text('story_id')
+      .notNull()
+      .references(() => stories.id),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id),
+    addedAt: integer('added_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storyId, t.userId] }),
+    index('story_coauthors_user').on(t.userId),
+  ],
+);
+
+// Multiplayer play sessions: opened by a host, written by the session's channel (outbox).
+export const playSessions = sqliteTable(
+  'play_sessions',
+  {
+    id: text('id').primaryKey(),
+    storyId: text('story_id')
+      .notNull()
+      .references(() => stories.id),
+    hostId: text('host_id')
+      .notNull()
+      .references(() => users.id),
+    status: text('status', { enum: ['open', 'ended'] }).notNull(),
+    maxPlayers: integer('max_players').notNull(),
+    choiceSeconds: integer('choice_seconds').notNull(),
+    createdAt: integer('created_at').notNull(),
+    endedAt: integer('ended_at'),
+    endReason: text('end_reason'),
+  },
+  (t) => [index('play_sessions_story').on(t.storyId, t.createdAt)],
+);
+
+// A session's path: one row per passage shown, with the votes and the winning choice.
+export const playSteps = sqliteTable(
+  'play_steps',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => playSessions.id),
+    step: integer('step').notNull(),
+    passageId: text('passage_id').notNull(),
+    choiceId: text('choice_id'),
+    // JSON { choiceId: votes }.
+    tallies: text('tallies').notNull(),
+    reason: text('reason'),
+    decidedAt: integer('decided_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.step] })],
+);
