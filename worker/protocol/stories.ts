@@ -10,7 +10,7 @@ import type {
   Sequenced,
   WelcomeFrame,
 } from './core';
-import { text } from './core';
+import { MAX_FRAME_BYTES, text } from './core';
 
 export const StoryErrorCode = {
   storyNotFound: 'story_not_found',
@@ -180,9 +180,15 @@ export interface StoryAccess {
 // ---- the story's live document (kind `story`) ----------------------------------------
 
 export const storyFrames = {
-  /** A Yjs update (v1 encoding) from a co-author. */
-  'doc.update': z.object({ update: base64(MAX_UPDATE_BYTES) }).strict(),
-  /** Yjs sync step 1: the client's state vector; the ack carries what it is missing. */
+  /**
+   * A Yjs update (v1 encoding) from a co-author. Bounded by the frame limit here; the room
+   * refuses one over MAX_UPDATE_BYTES with `update_too_large`.
+   */
+  'doc.update': z.object({ update: base64(MAX_FRAME_BYTES) }).strict(),
+  /**
+   * Yjs sync step 1: the client's state vector. Answered by a `doc.synced` frame to this socket
+   * (sync step 2) rather than in an ack, so the whole document is never kept as a request's answer.
+   */
   'doc.sync': z.object({ stateVector: base64(MAX_UPDATE_BYTES) }).strict(),
   /** A y-protocols awareness update (cursor, selection, name): passed on, never stored. */
   'doc.awareness': z.object({ update: base64(MAX_AWARENESS_BYTES) }).strict(),
@@ -202,6 +208,12 @@ export interface StoryChangedEvent extends Sequenced {
   story: StoryAccess;
 }
 
+/** Yjs sync step 2, to one socket: the update holding everything its state vector lacked. */
+export interface DocSyncedFrame {
+  type: 'doc.synced';
+  update: string;
+}
+
 /** Ephemeral: another co-author's cursor and selection (y-protocols awareness encoding). */
 export interface AwarenessFrame {
   type: 'doc.awareness';
@@ -209,7 +221,7 @@ export interface AwarenessFrame {
 }
 
 export type StoryEvent = DocUpdateEvent | StoryChangedEvent;
-export type StoryServerFrame = CoreServerFrame | StoryEvent | AwarenessFrame;
+export type StoryServerFrame = CoreServerFrame | StoryEvent | AwarenessFrame | DocSyncedFrame;
 
 export interface StorySnapshot {
   story: StoryAccess;
@@ -232,11 +244,6 @@ export type StoryWelcome = WelcomeFrame<StorySnapshot>;
 export interface DocUpdateResult {
   applied: boolean;
 }
-/** The ack of `doc.sync`: the update holding everything the client's state vector lacks. */
-export interface DocSyncResult {
-  update: string;
-}
-
 /** The live document as its channel holds it (`GET /api/stories/:id/live`). */
 export interface LiveDocument {
   body: string;

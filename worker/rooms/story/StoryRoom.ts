@@ -88,7 +88,8 @@ export class StoryRoom extends ChannelRoom<typeof storyFrames, StorySnapshot> {
     'doc.sync': (call, frame) => {
       this.#mayRead(call);
       const missing = this.#document.missing(fromBase64(frame.stateVector));
-      return { result: { update: toBase64(missing) } };
+      if (call.conn) this.sendTo(call.conn, { type: 'doc.synced', update: toBase64(missing) });
+      return {};
     },
     'doc.awareness': (call, frame) => {
       this.#mayEdit(call);
