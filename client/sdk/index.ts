@@ -167,3 +167,4 @@ export class WavecastClient {
     return this.channel<LobbyServerFrame, LobbySnapshot>('/ws', options);
   }
 }
+export * from './stories';
