@@ -51,6 +51,8 @@ export class StoryDocument {
   #open = false;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #awarenessTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Replayed events still to come after a resuming welcome; synced once they are in. */
+  #replaying = 0;
   readonly #onDocUpdate = (update: Uint8Array, origin: unknown) => {
     if (origin === this) return;
     this.#outgoing.push(update);
@@ -74,7 +76,10 @@ export class StoryDocument {
       options,
     );
     this.channel.on('welcome', (w) => this.#welcome(w as unknown as WelcomeFrame<StorySnapshot>));
-    this.channel.on('doc.update', (e) => this.#apply(e.update));
+    this.channel.on('doc.update', (e) => {
+      this.#apply(e.update);
+      this.#replayed();
+    });
     this.channel.on('doc.synced', (f) => {
       this.#apply(f.update);
       this.#setSynced();
@@ -82,7 +87,10 @@ export class StoryDocument {
     this.channel.on('doc.awareness', (f) => {
       applyAwarenessUpdate(this.awareness, fromBase64(f.update), this);
     });
-    this.channel.on('story.changed', (e) => this.#setStory(e.story));
+    this.channel.on('story.changed', (e) => {
+      this.#setStory(e.story);
+      this.#replayed();
+    });
     this.channel.socket.addEventListener('close', () => {
       this.#open = false;
       this.synced = false;
@@ -165,8 +173,9 @@ export class StoryDocument {
       if (this.awareness.getLocalState() !== null) this.#scheduleAwareness();
     }
     if (welcome.recovery.recovered) {
-      // The missed updates follow this frame, in order.
-      this.#setSynced();
+      // The missed events follow this frame, in order: synced once the last one is applied.
+      this.#replaying = welcome.recovery.missed;
+      if (this.#replaying === 0) this.#setSynced();
     } else if (snapshot.document) {
       this.#apply(snapshot.document);
       this.#setSynced();
@@ -177,6 +186,12 @@ export class StoryDocument {
 
   #apply(update: string): void {
     Y.applyUpdate(this.doc, fromBase64(update), this);
+  }
+
+  #replayed(): void {
+    if (this.#replaying === 0) return;
+    this.#replaying -= 1;
+    if (this.#replaying === 0) this.#setSynced();
   }
 
   #setSynced(): void {
