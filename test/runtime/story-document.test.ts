@@ -8,6 +8,7 @@ import type { ErrorFrame } from '../../worker/protocol/core';
 import {
   type DocUpdateEvent,
   type LiveDocument,
+  MAX_DOCUMENT_BYTES,
   MAX_UPDATE_BYTES,
   type StoryChangedEvent,
   type StoryWelcome,
@@ -154,6 +155,29 @@ describe('the live document', () => {
     expect(after).toEqual(before);
     expect(o.socket.closeEvent).toBeNull();
     expect(o.socket.all('doc.update')).toHaveLength(0);
+    o.socket.close();
+  });
+
+  it('refuses an update that would grow the document past its limit, and keeps the rest', async () => {
+    const { owner, story } = await setup();
+    const o = await joined(story.id, owner.token);
+    const chunk = 'x'.repeat(40_000);
+    let accepted = 0;
+    for (let i = 0; i < 20; i++) {
+      const answer = await sendUpdate(
+        o.socket,
+        `big${i}`,
+        o.replica.edit((t) => t.insert(0, chunk)),
+      );
+      if (answer.type === 'error') {
+        expect(answer.code).toBe('document_too_large');
+        break;
+      }
+      accepted += 1;
+    }
+    expect(accepted * chunk.length).toBeLessThanOrEqual(MAX_DOCUMENT_BYTES);
+    expect(accepted).toBeGreaterThan(10);
+    expect((await live(story.id, owner.token)).body.length).toBe(accepted * chunk.length);
     o.socket.close();
   });
 
