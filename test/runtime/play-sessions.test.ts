@@ -71,8 +71,10 @@ describe('play sessions', () => {
   it('seats players up to the cap, keeps a seat for one who drops, and refuses anonymous sockets', async () => {
     const [host, p2, p3] = await Promise.all([register(), register(), register()]);
     const session = await openSession(host, { maxPlayers: 2 });
-    const h = await join(session.id, host);
+    // The host's seat is reserved when the session opens.
     const two = await join(session.id, p2);
+    expect((await upgrade(`/ws/play/${session.id}`, { token: p3.token })).status).toBe(409);
+    const h = await join(session.id, host);
     expect(two.welcome.snapshot).toMatchObject({ seats: 2, step: null, passage: null });
     const full = await upgrade(`/ws/play/${session.id}`, { token: p3.token });
     expect(full.status).toBe(409);

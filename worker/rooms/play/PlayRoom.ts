@@ -120,6 +120,8 @@ export class PlayRoom extends ChannelRoom<typeof playFrames, PlaySnapshot> {
       const { info } = input;
       this.commit(null, (tx) => {
         this.#state.setSession(input);
+        // The host's seat is kept from the start: a full session can still be started.
+        this.#state.takeSeat(info.host);
         const opened: SessionOpened = {
           id: info.id,
           storyId: info.storyId,
