@@ -363,6 +363,31 @@ describe('the live document', () => {
     c.socket.close();
   });
 
+  it('stops a removed co-author from editing at once, while they may still watch a published story', async () => {
+    const { owner, coauthor, story } = await setup('Shared');
+    const c = await joined(story.id, coauthor.token);
+    await sendUpdate(
+      c.socket,
+      'before',
+      c.replica.edit((t) => t.insert(0, '+')),
+    );
+    await api(`/api/stories/${story.id}/coauthors/${coauthor.id}`, {
+      method: 'DELETE',
+      token: owner.token,
+    });
+    const changed = await c.socket.next<StoryChangedEvent>('story.changed');
+    expect(changed.story.coauthorIds).toEqual([]);
+    const refused = await sendUpdate(
+      c.socket,
+      'after',
+      c.replica.edit((t) => t.insert(0, '-')),
+    );
+    expect(refused).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect((await live(story.id, owner.token)).body).toBe('+Shared');
+    expect(c.socket.closeEvent).toBeNull();
+    c.socket.close();
+  });
+
   it('tells watchers when the record changes and closes readers of a story that was unpublished', async () => {
     const { owner, reader, story } = await setup();
     const o = await joined(story.id, owner.token);
