@@ -5,6 +5,8 @@ export declare function freePort(): Promise<number>;
 export declare function groupMembers(pgid: number): number[];
 /** CPU seconds (user + system) used so far by every live process of the group. */
 export declare function groupCpuSeconds(pgid: number): number;
+/** The same, summed by command name (e.g. `workerd`). */
+export declare function groupCpuByCommand(pgid: number): Record<string, number>;
 
 export interface DevServerOptions {
   /** wrangler config, relative to the repository root (default `wrangler.toml`). */
@@ -32,6 +34,7 @@ export declare class DevServer {
   readonly wsBase: string;
   readonly running: boolean;
   cpuSeconds(): number;
+  cpuByCommand(): Record<string, number>;
   /** A fresh state folder with the migrations applied; `start()` calls it the first time. */
   prepare(): void;
   /** Starts on the persisted state (same port when free) and waits for `/health`. */

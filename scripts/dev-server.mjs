@@ -92,12 +92,20 @@ export function groupMembers(pgid) {
 
 /** CPU seconds (user + system) used so far by every live process of a group. */
 export function groupCpuSeconds(pgid) {
-  let ticks = 0;
+  return Object.values(groupCpuByCommand(pgid)).reduce((a, b) => a + b, 0);
+}
+
+/** CPU seconds so far of a group's live processes, summed by command name (e.g. `workerd`). */
+export function groupCpuByCommand(pgid) {
+  const byCommand = {};
   for (const pid of groupMembers(pgid)) {
     const fields = statFields(pid);
-    if (fields) ticks += Number(fields[11]) + Number(fields[12]);
+    if (!fields) continue;
+    const command = readComm(pid);
+    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+    byCommand[command] = (byCommand[command] ?? 0) + seconds;
   }
-  return ticks / TICKS_PER_SECOND;
+  return byCommand;
 }
 
 export class DevServer {
@@ -139,6 +147,11 @@ export class DevServer {
   /** CPU seconds used so far by wrangler and workerd (the whole group); 0 when stopped. */
   cpuSeconds() {
     return this.pgid === 0 ? 0 : groupCpuSeconds(this.pgid);
+  }
+
+  /** The same, by command name: `workerd` is the runtime, `node` and `MainThread` wrangler. */
+  cpuByCommand() {
+    return this.pgid === 0 ? {} : groupCpuByCommand(this.pgid);
   }
 
   /** A fresh state folder with every D1 migration applied (once, before the first start). */
