@@ -52,7 +52,7 @@ for (const t of targets) {
 /** A client this busy (percent of one core) is the limit, not the server. */
 const CLIENT_LIMIT_PERCENT = 90;
 /** The drain ends early once nothing has arrived for this long. */
-const QUIET_MS = 3000;
+const QUIET_MS = 10_000;
 const MARKER = 'bench|';
 const FILLER = ' the quick brown fox jumps over the lazy dog, again and again';
 
@@ -119,9 +119,14 @@ async function measure(kind, run) {
       latencies[delivered++] = now - sentAt[post];
       lastDeliveryAt = now;
     };
+    const errors = {};
     const onPublisherFrame = (data) => {
       if (data.indexOf('"type":"ack"') >= 0) acked += 1;
-      else if (data.indexOf('"type":"error"') >= 0) rejected += 1;
+      else if (data.indexOf('"type":"error"') >= 0) {
+        rejected += 1;
+        const code = JSON.parse(data.toString()).code ?? 'unknown';
+        errors[code] = (errors[code] ?? 0) + 1;
+      }
     };
     const track = (ws, role) => {
       sockets.push(ws);
@@ -207,6 +212,7 @@ async function measure(kind, run) {
       posts: sentTotal,
       acked: target.needsUsers ? acked : null,
       rejected,
+      errors,
       expectedDeliveries: expected(),
       delivered,
       lost: Math.max(0, expected() - delivered),
@@ -314,7 +320,7 @@ printTable(
       cell(b, (s) => s.latencyMs.p99),
       ratios?.p99 ?? null,
     ],
-    ['lost deliveries', cell(w, (s) => s.lost), cell(b, (s) => s.lost), null],
+    ['undelivered at end', cell(w, (s) => s.lost), cell(b, (s) => s.lost), null],
     ['rejected posts', cell(w, (s) => s.rejected), cell(b, (s) => s.rejected), null],
     [
       'workerd CPU µs/delivery',

@@ -19,6 +19,15 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const wranglerBin = join(repoRoot, 'node_modules/wrangler/bin/wrangler.js');
+const wranglerTmp = join(repoRoot, '.wrangler', 'tmp');
+
+function listTmp() {
+  try {
+    return readdirSync(wranglerTmp);
+  } catch {
+    return [];
+  }
+}
 
 /** Clock ticks per second for /proc/<pid>/stat times (USER_HZ); 100 on every Linux we run on. */
 const TICKS_PER_SECOND = 100;
@@ -129,6 +138,8 @@ export class DevServer {
     this.pgid = 0;
     this.output = '';
     this.prepared = false;
+    /** wrangler's bundle folders of the current run, removed after a kill. */
+    this.tmpDirs = [];
   }
 
   get baseUrl() {
@@ -212,6 +223,7 @@ export class DevServer {
       '--show-interactive-dev-session=false',
     ];
     for (const [key, value] of Object.entries(this.vars)) args.push('--var', `${key}:${value}`);
+    const tmpBefore = listTmp();
     const child = spawn(process.execPath, args, {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -235,11 +247,17 @@ export class DevServer {
       await this.kill();
       throw new Error(`${err.message}\n--- server output ---\n${this.output.slice(-4000)}`);
     }
+    // wrangler removes its bundle folders on exit, but a SIGKILL leaves them (about 2 MB a
+    // start, swept by wrangler only after a day). Ours are the two that appeared while this
+    // one started; if another wrangler started at the same time we cannot tell, and keep all.
+    const appeared = listTmp().filter((name) => !tmpBefore.includes(name));
+    this.tmpDirs = appeared.length === 2 ? appeared.map((name) => join(wranglerTmp, name)) : [];
   }
 
   /** SIGKILL to the whole process group (a crash), then waits until every process is gone. */
   async kill({ timeoutMs = 15_000 } = {}) {
     await this.#signalAndWait('SIGKILL', timeoutMs);
+    for (const dir of this.tmpDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 
   /** Asks the group to stop (SIGTERM), then kills whatever is left after a few seconds. */
