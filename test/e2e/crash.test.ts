@@ -4,7 +4,9 @@
 // first 201 and started again on the same state. Then every post is re-sent with its key, and
 // each one must be in the channel's log (a `since=0` replay) and in D1 (`GET`) exactly once.
 // Repeated over fresh channels, the crash landing at a different point each time (see
-// `killDelayMs`), because one crash only tests the instant it happens to hit.
+// `killPoint`), because one crash only tests the instant it happens to hit.
+import { existsSync, readdirSync, statSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommentCreatedEvent } from '../../worker/protocol/comments';
 import type { WelcomeFrame } from '../../worker/protocol/core';
@@ -12,21 +14,73 @@ import type { ChatMessageEvent } from '../../worker/protocol/stream';
 import { api, connect, type E2EUser, register, unique } from './helpers';
 import { type DevServer, e2eServer } from './server';
 
-const ROUNDS = 12;
 const POSTS = 10;
 /**
- * How long after the first 201 a round kills. Round 1 kills at once, as the issue describes; on
- * a fast machine that lands before the next post reaches D1. The harmful window (a row in D1 the
- * log lacks) opens while a later post is in flight, so the other rounds wait 15–55 ms to sample
- * the span in which the remaining posts are committed.
+ * When, after the first 201, a round kills. The issue kills at once; on a fast machine that lands
+ * before the next post reaches D1, so round 1 does that and the others move the crash to where a
+ * commit split over two stores is exposed:
+ * - every third round: 15–55 ms later, sampling the span in which the remaining posts commit;
+ * - the other rounds: 2 ms after the local D1's database file is next written (a row another
+ *   post just put in D1, whose log entry the channel object may not have committed yet).
+ * Every kill point is a fair crash: an acknowledged post must survive any of them.
  */
-function killDelayMs(round: number): number {
-  return round === 1 ? 0 : 15 + Math.round(((round - 2) * 40) / (ROUNDS - 2));
+type KillPoint = { after: 'ms'; ms: number } | { after: 'd1-write' };
+
+function killPoint(round: number, rounds: number): KillPoint {
+  if (round === 1) return { after: 'ms', ms: 0 };
+  if (round % 3 !== 0) return { after: 'd1-write' };
+  const sampled = Math.max(1, Math.floor(rounds / 3) - 1);
+  return { after: 'ms', ms: 15 + Math.round(((round / 3 - 1) * 40) / sampled) };
 }
+
+/** Longest wait for a D1 write after the first 201 before killing anyway. */
+const D1_WRITE_WAIT_MS = 200;
+/** Where `wrangler dev` keeps the local D1 under `--persist-to` (miniflare's layout). */
+const D1_FOLDER = 'v3/d1/miniflare-D1DatabaseObject';
+
+/**
+ * Resolves as soon as a database file of the local D1 changes after `armed()` is called (an
+ * event for a write that happened before is ignored by comparing modification times), or after
+ * `D1_WRITE_WAIT_MS`; resolves at once after arming if the folder is not there.
+ */
+function d1WriteWatcher(server: DevServer) {
+  const folder = join(server.state, D1_FOLDER);
+  const files = () =>
+    existsSync(folder) ? readdirSync(folder).filter((f) => !f.startsWith('metadata')) : [];
+  const mtime = (file: string) => {
+    try {
+      return statSync(join(folder, file), { bigint: true }).mtimeNs;
+    } catch {
+      return -1n;
+    }
+  };
+  let marks: Map<string, bigint> | null = null;
+  let fire: () => void = () => {};
+  const written = new Promise<void>((ok) => {
+    fire = ok;
+  });
+  const watcher = existsSync(folder)
+    ? watch(folder, (_event, file) => {
+        if (marks && file && marks.has(file) && mtime(file) !== marks.get(file)) fire();
+      })
+    : null;
+  return {
+    armed(): Promise<void> {
+      marks = new Map(files().map((f) => [f, mtime(f)]));
+      if (!watcher) fire();
+      const timer = setTimeout(fire, D1_WRITE_WAIT_MS);
+      return written.finally(() => clearTimeout(timer));
+    },
+    close: () => watcher?.close(),
+  };
+}
+
 /** After the fix D1 follows the log from an outbox, off the request path: allow it to catch up. */
 const D1_CATCH_UP_MS = 10_000;
 
 interface Lane {
+  /** Crash rounds: each one costs a restart (about 3 s). */
+  rounds: number;
   /** Creates a fresh channel for one round; returns its routes. */
   open(server: DevServer): Promise<{ post: string; socket: string; list: string }>;
   /** The event type a replay carries for one post, and the body inside it. */
@@ -36,6 +90,7 @@ interface Lane {
 }
 
 const comments: Lane = {
+  rounds: 16,
   async open() {
     const itemId = unique('crash-item');
     return {
@@ -50,6 +105,7 @@ const comments: Lane = {
 };
 
 const chat: Lane = {
+  rounds: 10,
   async open(server) {
     const owner = await register('station_owner', undefined, server.baseUrl);
     const created = await api<{ station: { id: string } }>('/api/stations', {
@@ -97,30 +153,35 @@ async function send(server: DevServer, path: string, post: Post): Promise<number
   }
 }
 
-/** Fires every post at once and SIGKILLs the server's process group `delayMs` after the first 201. */
+/** Fires every post at once and SIGKILLs the server's process group at `point` after the first 201. */
 async function crashAfterFirstCreated(
   server: DevServer,
   path: string,
   posts: Post[],
-  delayMs: number,
+  point: KillPoint,
 ) {
+  const d1 = d1WriteWatcher(server);
   let killed: Promise<void> | null = null;
   // kill() signals synchronously, before its first await: nothing else runs in between.
   const crash = () => server.kill();
-  const sends = posts.map((post) =>
-    send(server, path, post).then((status) => {
-      if (status === 201 && !killed) {
-        killed =
-          delayMs === 0
-            ? crash()
-            : new Promise<void>((ok, fail) => setTimeout(() => crash().then(ok, fail), delayMs));
-      }
-      return status;
-    }),
-  );
-  const statuses = await Promise.all(sends);
-  if (!killed) throw new Error(`no post was created before the crash: ${statuses.join(', ')}`);
-  await killed;
+  const later = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  try {
+    const sends = posts.map((post) =>
+      send(server, path, post).then((status) => {
+        if (status === 201 && !killed) {
+          if (point.after === 'ms' && point.ms === 0) killed = crash();
+          else if (point.after === 'ms') killed = later(point.ms).then(crash);
+          else killed = d1.armed().then(() => later(2).then(crash));
+        }
+        return status;
+      }),
+    );
+    const statuses = await Promise.all(sends);
+    if (!killed) throw new Error(`no post was created before the crash: ${statuses.join(', ')}`);
+    await killed;
+  } finally {
+    d1.close();
+  }
 }
 
 function count(list: string[], body: string): number {
@@ -210,16 +271,17 @@ async function check(server: DevServer, { lane, routes, posts }: Posted): Promis
 async function crashRounds(server: DevServer, lane: Lane): Promise<string[]> {
   const problems: string[] = [];
   let broken = 0;
-  for (let round = 1; round <= ROUNDS; round++) {
+  for (let round = 1; round <= lane.rounds; round++) {
     const posted = await prepare(server, lane, round);
-    await crashAfterFirstCreated(server, posted.routes.post, posted.posts, killDelayMs(round));
+    const point = killPoint(round, lane.rounds);
+    await crashAfterFirstCreated(server, posted.routes.post, posted.posts, point);
     await server.start();
     const found = await check(server, posted);
     if (found.length > 0) broken += 1;
     problems.push(...found.map((p) => `round ${round}: ${p}`));
   }
   if (broken > 0)
-    console.log(`${lane.event}: ${broken} of ${ROUNDS} crash rounds broke the commit point`);
+    console.log(`${lane.event}: ${broken} of ${lane.rounds} crash rounds broke the commit point`);
   return problems;
 }
 
