@@ -22,12 +22,19 @@ export function unique(prefix: string): string {
 
 export async function api<T = unknown>(
   path: string,
-  init: { method?: string; token?: string; json?: unknown; headers?: Record<string, string> } = {},
+  init: {
+    method?: string;
+    token?: string;
+    json?: unknown;
+    headers?: Record<string, string>;
+    /** Another server than the suite's (see `server.ts`). */
+    base?: string;
+  } = {},
 ): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = { ...init.headers };
   if (init.token) headers.authorization = `Bearer ${init.token}`;
   if (init.json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${baseUrl()}${path}`, {
+  const res = await fetch(`${init.base ?? baseUrl()}${path}`, {
     method: init.method ?? 'GET',
     headers,
     body: init.json === undefined ? undefined : JSON.stringify(init.json),
@@ -39,10 +46,12 @@ export async function api<T = unknown>(
 export async function register(
   role: 'listener' | 'station_owner' | 'organiser' = 'listener',
   name?: string,
+  base?: string,
 ): Promise<E2EUser> {
   const email = `${unique(role)}@e2e.test`;
   const res = await api<{ user: Omit<E2EUser, 'token'>; token: string }>('/api/auth/register', {
     method: 'POST',
+    base,
     json: {
       email,
       password: 'correct horse battery',
@@ -58,9 +67,9 @@ export async function register(
 /** Opens a `ws` socket and resolves once it is open (or rejects with the refusal status). */
 export function connect(
   path: string,
-  opts: { token?: string; query?: Record<string, string | number> } = {},
+  opts: { token?: string; query?: Record<string, string | number>; base?: string } = {},
 ): Promise<FrameQueue & { raw: WebSocket }> {
-  const url = new URL(wsUrl(path));
+  const url = new URL(opts.base ? `${opts.base.replace(/^http/, 'ws')}${path}` : wsUrl(path));
   if (opts.token) url.searchParams.set('token', opts.token);
   for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, String(v));
   const ws = new WebSocket(url);
