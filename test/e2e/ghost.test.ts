@@ -15,6 +15,13 @@ const SWEEP_SECONDS = Math.min(30, Math.max(1, TIMEOUT_SECONDS / 2));
 /** Silence allowed before the close must have arrived: timeout, one sweep, and some slack. */
 const CLOSED_WITHIN_MS = (TIMEOUT_SECONDS + SWEEP_SECONDS + 4) * 1000;
 const HEARTBEAT = '{"type":"ping"}';
+/**
+ * The close frame (4408) arrives within the bound; when the sweep closes a socket from the
+ * object's alarm, local `wrangler dev` ends the TCP connection only some seconds later, and the
+ * `ws` client reports `close` (with the server's code) then. So the bound is checked on the close
+ * handshake, and the code on the client's `close` event, allowed to come later.
+ */
+const TCP_CLOSE_MS = 30_000;
 
 // The cases run at once, each in its own room, so the file waits for one timeout, not three.
 describe.concurrent('silent sockets', () => {
@@ -36,10 +43,12 @@ describe.concurrent('silent sockets', () => {
     const itemId = unique('ghost');
     const ghost = await connect(`/ws/comments/${itemId}`, { base, ...(token ? { token } : {}) });
     await ghost.next('welcome');
-    const closed = await ghost.closed(CLOSED_WITHIN_MS);
+    // The server closes within the bound; counts must have dropped by then.
+    await ghost.closing(CLOSED_WITHIN_MS);
     const probe = await connect(`/ws/comments/${itemId}`, { base });
     const welcome = await probe.next<CommentWelcome>('welcome');
     probe.close();
+    const closed = await ghost.closed(TCP_CLOSE_MS);
     return { closed, presence: welcome.snapshot.presence };
   }
 
@@ -75,12 +84,12 @@ describe.concurrent('silent sockets', () => {
       await ghost.next('welcome');
       await observer.next('presence.joined');
 
-      const closed = await ghost.closed(CLOSED_WITHIN_MS);
-      expect(closed.code).toBe(4408);
+      await ghost.closing(CLOSED_WITHIN_MS);
       const left = await observer.next<PresenceLeftFrame>('presence.left', 2000);
       expect(left.user.id).toBe(ghostUser.id);
       expect(left.users).toBe(1);
       expect(left.connections).toBe(1);
+      expect((await ghost.closed(TCP_CLOSE_MS)).code).toBe(4408);
 
       // The live socket outlasts another timeout and sweep and is still answered.
       await new Promise((r) => setTimeout(r, (TIMEOUT_SECONDS + SWEEP_SECONDS) * 1000));

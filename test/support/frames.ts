@@ -6,6 +6,8 @@ export interface Frame {
 
 /** The part of a WebSocket (workerd's, the `ws` library's, partysocket's) this needs. */
 export interface SocketLike {
+  /** 2 = CLOSING: the close handshake has started (the `ws` library and browsers expose it). */
+  readonly readyState?: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
@@ -82,6 +84,18 @@ export class FrameQueue {
   all<T = Frame>(match: Match): (T & Frame)[] {
     const test = typeof match === 'string' ? (f: Frame) => f.type === match : match;
     return this.received.filter(test) as (T & Frame)[];
+  }
+
+  /**
+   * Waits until the close handshake has started (a close frame arrived, or the socket closed):
+   * the moment the server closed it, before the client library's TCP teardown.
+   */
+  async closing(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closeEvent && (this.socket.readyState ?? 1) < 2) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the close handshake');
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   async closed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
