@@ -7,10 +7,13 @@ import type { AppEnv } from './http/app-env';
 import { authenticate, writeOrigin } from './http/auth';
 import { notFound, onError } from './http/errors';
 import { writeLimit } from './http/rate-limit';
+import { countRequests } from './http/request-metrics';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
+import { healthRoutes } from './routes/health';
+import { adminMetricsRoutes, metricsRoutes } from './routes/metrics';
 import { stationRoutes, stationSockets } from './routes/stations';
 import { storyRoutes, storySockets } from './routes/stories';
 
@@ -20,7 +23,8 @@ const api = new Hono<AppEnv>()
   .route('/', eventRoutes)
   .route('/', stationRoutes)
   .route('/', storyRoutes)
-  .route('/', adminRoutes);
+  .route('/', adminRoutes)
+  .route('/', adminMetricsRoutes);
 
 const sockets = new Hono<AppEnv>()
   .route('/', commentSockets)
@@ -29,6 +33,7 @@ const sockets = new Hono<AppEnv>()
   .route('/', storySockets);
 
 const app = new Hono<AppEnv>()
+  .use(countRequests)
   .use(
     '/api/*',
     cors({
@@ -42,7 +47,8 @@ const app = new Hono<AppEnv>()
       maxAge: 600,
     }),
   )
-  .get('/health', (c) => c.json({ ok: true, service: 'wavecast' }))
+  .route('/', healthRoutes)
+  .route('/', metricsRoutes)
   .use('/api/*', writeOrigin)
   .use('/api/*', authenticate)
   .use('/api/*', writeLimit)
@@ -65,6 +71,7 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
+export { MetricsHub } from './channel/metrics-hub';
 export { ConnectionQuota } from './channel/quota';
 export { CommentRoom } from './rooms/comments/CommentRoom';
 export { EventRoom } from './rooms/event/EventRoom';

@@ -2,7 +2,7 @@
 // frames, who may connect, who may write and how presence is shown. Everything else is derived
 // from that declaration: channel names and ids, the typed stub the routes call (refusals arrive
 // as ChannelError), the socket route, the set of frame types. docs/architecture.md.
-import { ErrorCode, type FrameMap, type PublicUser } from '../protocol/core';
+import { ErrorCode, type FrameMap, MAX_RTT_MS, type PublicUser } from '../protocol/core';
 import { ChannelError } from './errors';
 import { forwardToChannel } from './identity';
 import { originAllowed } from './origins';
@@ -125,6 +125,14 @@ export function defineKind<const M extends FrameMap, const B extends NamespaceKe
       const query = new URL(request.url).searchParams;
       const since = query.get('since');
       const epoch = query.get('epoch');
+      const rtt = query.get('rtt');
+      if (rtt !== null && !(RESUME_SINCE.test(rtt) && Number(rtt) <= MAX_RTT_MS)) {
+        throw new ChannelError(
+          ErrorCode.invalidQuery,
+          `"rtt" must be a whole number of milliseconds, 0–${MAX_RTT_MS}`,
+          400,
+        );
+      }
       if (
         (since !== null && !RESUME_SINCE.test(since)) ||
         (epoch !== null && !RESUME_EPOCH.test(epoch)) ||

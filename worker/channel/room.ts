@@ -21,11 +21,12 @@ import {
 } from '../protocol/core';
 import { ChannelError } from './errors';
 import { Fanout } from './fanout';
-import { frameBytes, parseFrame } from './frames';
+import { frameBytes, isRtt, parseFrame } from './frames';
 import { readForwarded } from './identity';
 import type { Kind, RpcResult } from './kind';
 import { RequestLedger, requestHash } from './ledger';
 import { type Retention, SequenceLog } from './log';
+import { ChannelMetrics, RTT_SAMPLE_MS } from './metrics';
 import { Outbox } from './outbox';
 import { DEFAULT_USER_CONNECTIONS, quotaOf } from './quota';
 import type { BucketOptions } from './rate-limit';
@@ -67,6 +68,8 @@ export interface Call {
   readonly hash?: string;
   /** The answer stored with a committed change (set by `commit`). */
   answered?: Handled;
+  /** When the object started on this request (publish-to-last-write latency starts here). */
+  readonly receivedAt?: number;
 }
 
 export type Handlers<M extends FrameMap> = {
@@ -132,6 +135,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   readonly #ledger: RequestLedger;
   readonly #tasks: TaskScheduler;
   readonly #outbox: Outbox;
+  readonly #metrics: ChannelMetrics;
   readonly #taskRunners = new Map<string, () => void | Promise<void>>();
   readonly #stats: ChannelStats['wakes'] = { fetches: 0, frames: 0, alarms: 0, rpcs: 0, closes: 0 };
   readonly #since = Date.now();
@@ -158,10 +162,19 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     this.sql = ctx.storage.sql;
     this.log = new SequenceLog(this.sql, this.options.retention);
     this.#roster = new Roster(this.options.rate);
-    this.#fanout = new Fanout(this.#roster);
+    this.#fanout = new Fanout(this.#roster, (ms) => this.#metrics.publishWritten(ms));
     this.#ledger = new RequestLedger(this.sql);
     this.#tasks = new TaskScheduler(this.sql, ctx.storage);
     const label = `${this.constructor.name} ${name}`;
+    this.#metrics = new ChannelMetrics({
+      channel: name,
+      kind: kind.kind,
+      label,
+      env,
+      sql: this.sql,
+      presence: () => this.#roster.counts(),
+      sent: () => this.#fanout.counts,
+    });
     this.#outbox = new Outbox(this.sql, {
       label,
       d1: env.DB,
@@ -249,6 +262,14 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
 
   override async fetch(request: Request): Promise<Response> {
     this.#stats.fetches += 1;
+    try {
+      return await this.#connect(request);
+    } finally {
+      this.#metrics.settle();
+    }
+  }
+
+  async #connect(request: Request): Promise<Response> {
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
       return refusal(
         new ChannelError(ErrorCode.upgradeRequired, 'expected a WebSocket upgrade', 426),
@@ -262,8 +283,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       this.#checkCaps(user, address);
       if (user) await this.#takeLease(user, cid);
     } catch (err) {
-      if (err instanceof ChannelError) return refusal(err);
-      throw err;
+      if (!(err instanceof ChannelError)) throw err;
+      this.#metrics.refused(err.code);
+      return refusal(err);
     }
     const url = new URL(request.url);
     const since = url.searchParams.get('since');
@@ -283,6 +305,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     if (!added) throw new Error('accepted a socket without a connection id');
     const { conn, firstOfUser } = added;
     conn.lastSeen = now;
+    this.#metrics.opened(this.#roster.counts().connections);
+    const rtt = url.searchParams.get('rtt');
+    if (rtt !== null && isRtt(Number(rtt))) this.#noteRtt(conn, Number(rtt), now);
 
     // Everything from here to the end of the replay is synchronous, so no event can slip
     // between the snapshot, the welcome's seq and the replayed frames.
@@ -292,6 +317,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       const resumed = this.log.resume(Number(since), epoch);
       replay = resumed.recovered ? resumed.events : [];
       recovery = { requested: true, recovered: resumed.recovered, missed: replay.length };
+      this.#metrics.resumed(resumed.recovered);
     }
     const welcome: WelcomeFrame<Snapshot> = {
       type: 'welcome',
@@ -305,8 +331,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       snapshot: this.snapshot(conn),
       recovery,
     };
-    server.send(JSON.stringify(welcome));
-    for (const frame of replay) server.send(frame);
+    // Through the fanout (its window was just flushed, so these go out at once) to be counted.
+    this.#fanout.send(conn, JSON.stringify(welcome));
+    for (const frame of replay) this.#fanout.send(conn, frame);
 
     if (user && firstOfUser) this.#presenceChanged({ type: 'presence.joined', user }, conn);
     this.onJoin(conn, firstOfUser);
@@ -359,12 +386,18 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     const conn = this.#roster.find(ws);
     if (!conn) return; // not a socket this room accepted
     this.#stats.frames += 1;
+    this.#metrics.frameReceived();
+    const started = Date.now();
     try {
       await this.ready();
       await this.#handleMessage(conn, message);
     } catch (err) {
       console.error(`${this.kit.label}: frame failed`, err);
       this.sendTo(conn, { type: 'error', code: ErrorCode.internal, message: 'internal error' });
+    } finally {
+      // Only the awaited part shows: the clock does not move while code runs (docs/operations.md).
+      this.#metrics.frameHandled(Date.now() - started);
+      this.#metrics.settle();
     }
   }
 
@@ -381,21 +414,25 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   async #judgeAndRun(conn: Connection, message: string | ArrayBuffer, now: number): Promise<void> {
     conn.noteFrame(now, this.#heartbeatTimeoutMs() / 3);
     if (frameBytes(message) > MAX_FRAME_BYTES) {
+      this.#metrics.refused('frame_too_big');
       this.closeConnection(conn, CloseCode.tooBig, `frame over ${MAX_FRAME_BYTES} bytes`);
       return;
     }
     const taken = conn.bucket.take(now, now - this.#busySince);
     if (taken === 'close') {
+      this.#metrics.refused('rate_limit_close');
       this.closeConnection(conn, CloseCode.rateLimited, 'too many frames');
       return;
     }
     if (taken === 'warn') {
+      this.#metrics.refused('rate_limited');
       const warning = new ChannelError(ErrorCode.rateLimited, 'slow down: frame dropped');
       this.sendTo(conn, warning.toFrame());
       return;
     }
     const parsed = parseFrame(message, this.#kind.frames);
     const id = parsed.id;
+    if (parsed.rtt !== undefined) this.#noteRtt(conn, parsed.rtt, now);
     if ('error' in parsed) {
       this.sendTo(conn, parsed.error.toFrame(id));
       return;
@@ -415,7 +452,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       }
       const key = id === undefined ? undefined : `u:${user.id}:${id}`;
       const { value, duplicate } = await this.#run(
-        { user, conn, ...(key ? { key, hash: requestHash(parsed.frame) } : {}) },
+        { user, conn, receivedAt: now, ...(key ? { key, hash: requestHash(parsed.frame) } : {}) },
         parsed.frame as FrameOf<M, keyof M & string>,
       );
       if (id === undefined || conn.ws.readyState !== WebSocket.OPEN) return;
@@ -425,6 +462,14 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       if (!(err instanceof ChannelError)) throw err;
       this.sendTo(conn, err.toFrame(id));
     }
+  }
+
+  /** A client's heartbeat round trip (docs/operations.md): one sample per connection at most
+   * every RTT_SAMPLE_MS, whatever the client sends. */
+  #noteRtt(conn: Connection, ms: number, now: number): void {
+    if (now - conn.rttAt < RTT_SAMPLE_MS) return;
+    conn.rttAt = now;
+    this.#metrics.rtt(ms);
   }
 
   /** One path for a frame, from a socket or from REST: write rule, dedupe, handler. */
@@ -467,7 +512,12 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       if ('error' in parsed) throw parsed.error;
       const key = requestId === undefined ? undefined : `u:${user.id}:${requestId}`;
       return this.#run(
-        { user, conn: null, ...(key ? { key, hash: requestHash(parsed.frame) } : {}) },
+        {
+          user,
+          conn: null,
+          receivedAt: Date.now(),
+          ...(key ? { key, hash: requestHash(parsed.frame) } : {}),
+        },
         parsed.frame as FrameOf<M, keyof M & string>,
       );
     });
@@ -492,6 +542,8 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       }
       console.error(`${this.kit.label}: rpc failed`, err);
       throw err;
+    } finally {
+      this.#metrics.settle();
     }
   }
 
@@ -531,7 +583,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       this.log.reload();
       throw err;
     }
-    for (const json of frames) this.broadcastRaw(json);
+    const since = call?.receivedAt ?? Date.now();
+    for (const json of frames) this.#fanout.broadcast(json, undefined, since);
+    if (frames.length > 0) this.#metrics.published(frames.length);
     if (outboxRows > 0) this.#kickOutbox();
     return result;
   }
@@ -573,6 +627,9 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
 
   /** Sends one socket a frame, after every broadcast that came before it. */
   protected sendTo(conn: Connection, frame: object): void {
+    if ('type' in frame && frame.type === 'error' && 'code' in frame) {
+      this.#metrics.error(String(frame.code));
+    }
     this.#fanout.send(conn, JSON.stringify(frame));
   }
 
@@ -592,7 +649,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     } catch {
       // already closing
     }
-    this.#untrack(conn);
+    this.#untrack(conn, code);
   }
 
   // ---- presence --------------------------------------------------------------------
@@ -638,9 +695,10 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   }
 
   /** Takes a connection off the roster once; announces the user's leave if it was their last. */
-  #untrack(conn: Connection): void {
+  #untrack(conn: Connection, code: number): void {
     const removed = this.#roster.remove(conn);
     if (!removed) return;
+    this.#metrics.closed(code);
     if (conn.userId) {
       this.ctx.waitUntil(
         quotaOf(this.env, conn.userId)
@@ -668,10 +726,11 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     }
     if (!conn) return;
     try {
-      this.#untrack(conn);
+      this.#untrack(conn, code);
     } catch (err) {
       console.error(`${this.kit.label}: close failed`, err);
     }
+    this.#metrics.settle();
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
@@ -679,10 +738,11 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     console.error(`${this.kit.label}: socket error`, error);
     if (!conn) return;
     try {
-      this.#untrack(conn);
+      this.#untrack(conn, 1006);
     } catch (err) {
       console.error(`${this.kit.label}: error handling failed`, err);
     }
+    this.#metrics.settle();
   }
 
   // ---- alarms ----------------------------------------------------------------------
@@ -705,6 +765,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       }
     }
     await this.#tasks.rearm();
+    this.#metrics.settle();
   }
 
   #heartbeatTimeoutMs(): number {
@@ -727,7 +788,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     let closed = 0;
     for (const conn of [...this.#roster.all()]) {
       if (conn.ws.readyState !== WebSocket.OPEN) {
-        this.#untrack(conn);
+        this.#untrack(conn, 1006);
         closed += 1;
         continue;
       }
@@ -744,10 +805,16 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
       }
     }
     this.log.trim(now);
+    this.#metrics.refresh(now);
     if (this.#roster.counts().connections > 0) {
       await this.schedule(SWEEP_TASK, now + this.#sweepIntervalMs());
     }
     return { closed };
+  }
+
+  /** Sends the counts not yet reported to the metrics hub now (tests, operators). */
+  flushMetrics(): Promise<void> {
+    return this.#metrics.flush();
   }
 
   /** What this instance did since it woke (for the idle benchmark and operators). */

@@ -30,6 +30,8 @@ export function tagsFor(att: Attachment, address: string): string[] {
 export class Connection {
   /** Last activity seen while this instance is awake (0: none since the object woke). */
   lastSeen = 0;
+  /** When this connection's heartbeat round trip was last counted (in memory only). */
+  rttAt = 0;
   #att: Attachment | null;
   #bucket: TokenBucket | null = null;
 

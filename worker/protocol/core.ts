@@ -11,6 +11,14 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export const HEARTBEAT_REQUEST = '{"type":"ping"}';
 export const HEARTBEAT_RESPONSE = '{"type":"pong"}';
 
+/**
+ * Any client frame may carry `rtt`: the client's last measured heartbeat round trip, in whole
+ * milliseconds (0–MAX_RTT_MS). Clients report it at most once per RTT_REPORT_INTERVAL_MS, on a
+ * frame they send anyway (or as `?rtt=` when reconnecting), so reporting never wakes a channel.
+ */
+export const MAX_RTT_MS = 120_000;
+export const RTT_REPORT_INTERVAL_MS = 60_000;
+
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
@@ -110,12 +118,14 @@ export type FrameOf<M extends FrameMap, K extends keyof M & string> = { type: K 
 
 /** What a client may send on a kind's channel (input types: defaults may be omitted). */
 export type ClientFrame<M extends FrameMap> =
-  | { [K in keyof M & string]: { type: K; id?: string } & z.input<M[K]> }[keyof M & string]
+  | { [K in keyof M & string]: { type: K; id?: string; rtt?: number } & z.input<M[K]> }[keyof M &
+      string]
   | PingFrame;
 
 export interface PingFrame {
   type: 'ping';
   id?: string;
+  rtt?: number;
 }
 
 export interface PublicUser {
