@@ -113,6 +113,9 @@ export class ProbeRoom extends ChannelRoom<typeof probeFrames, ProbeSnapshot> {
     refuse: () => {
       throw new ChannelError('refused', 'the probe refuses this on purpose', 409);
     },
+    crash: () => {
+      throw new Error('the probe crashes on purpose (a bug: answered as internal_error)');
+    },
   };
 
   /** White-box: a commit whose body fails after publishing must leave no trace. */

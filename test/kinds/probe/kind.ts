@@ -1,5 +1,6 @@
 // A test-only channel kind: the smallest kind that uses every part of the core (a message lane
-// with its D1 mirror, a coalesced value, member presence with a tiny member limit, a refusal),
+// with its D1 mirror, a coalesced value, member presence with a tiny member limit, a refusal, a
+// crash that is not a refusal),
 // so core tests do not depend on any product kind. Bound only in the in-runtime tests.
 import { z } from 'zod';
 import { defineKind } from '../../../worker/channel/kind';
@@ -10,6 +11,7 @@ export const probeFrames = {
   'note.delete': z.object({ noteId: z.string().min(1).max(64) }).strict(),
   'value.set': z.object({ value: z.number().int() }).strict(),
   refuse: z.object({}).strict(),
+  crash: z.object({}).strict(),
 } satisfies FrameMap;
 export type ProbeClientFrame = ClientFrame<typeof probeFrames>;
 
