@@ -1,11 +1,16 @@
 // One channel subscription over partysocket: reconnects with backoff, resumes from the last
 // seen `{seq, epoch}`, drops duplicates, matches acks to requests, and stops on terminal codes.
+// It times its heartbeats and reports the round trip to the server now and then (at most once a
+// RTT_REPORT_INTERVAL_MS, on a frame it sends anyway), so the operators see what users feel.
 import ReconnectingWebSocket from 'partysocket/ws';
 import {
   type AckFrame,
   type BatchFrame,
   type ErrorFrame,
   HEARTBEAT_REQUEST,
+  HEARTBEAT_RESPONSE,
+  MAX_RTT_MS,
+  RTT_REPORT_INTERVAL_MS,
   TERMINAL_CLOSE_CODES,
   type WelcomeFrame,
 } from '../../worker/protocol/core';
@@ -27,6 +32,8 @@ export interface ChannelOptions {
   WebSocket?: unknown;
   /** Heartbeat period; answered by the runtime without waking the channel. */
   heartbeatMs?: number;
+  /** Report the heartbeat round trip to the server (sampled; default true). docs/operations.md. */
+  reportRtt?: boolean;
   /** How long `request()` waits for its ack before rejecting. */
   requestTimeoutMs?: number;
   maxReconnectionDelay?: number;
@@ -76,6 +83,9 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
     ChannelOptions;
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #nextId = 0;
+  #pingSentAt: number | null = null;
+  #rtt: number | null = null;
+  #rttReportedAt = 0;
 
   constructor(options: ChannelOptions) {
     this.#options = { heartbeatMs: 25_000, requestTimeoutMs: 10_000, ...options };
@@ -122,7 +132,7 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
     const id =
       frame.id ??
       `${Date.now().toString(36)}-${this.#nextId}-${Math.random().toString(36).slice(2, 8)}`;
-    const json = JSON.stringify({ ...frame, id });
+    const json = JSON.stringify(this.#withRtt({ ...frame, id }));
     return new Promise<AckFrame<R>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
@@ -140,7 +150,26 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
 
   /** Sends a frame without waiting for an answer (typing, reactions). */
   send(frame: { type: string; [key: string]: unknown }): void {
-    this.socket.send(JSON.stringify(frame));
+    this.socket.send(JSON.stringify(this.#withRtt(frame)));
+  }
+
+  /** The last heartbeat round trip measured on this channel, in ms (null before the first). */
+  get rtt(): number | null {
+    return this.#rtt;
+  }
+
+  /** Adds the measured round trip to a frame the client sends anyway, at most once an interval. */
+  #withRtt<F extends { type: string }>(frame: F): F & { rtt?: number } {
+    const rtt = this.#dueRtt();
+    return rtt === null ? frame : { ...frame, rtt };
+  }
+
+  #dueRtt(): number | null {
+    if (this.#options.reportRtt === false || this.#rtt === null) return null;
+    const now = Date.now();
+    if (now - this.#rttReportedAt < RTT_REPORT_INTERVAL_MS) return null;
+    this.#rttReportedAt = now;
+    return this.#rtt;
   }
 
   close(): void {
@@ -163,11 +192,19 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
       url.searchParams.set('since', String(this.seq));
       url.searchParams.set('epoch', this.epoch);
     }
+    const rtt = this.#dueRtt();
+    if (rtt !== null) url.searchParams.set('rtt', String(rtt));
     return url.toString();
   }
 
   #onMessage(data: unknown): void {
     if (typeof data !== 'string') return;
+    if (data === HEARTBEAT_RESPONSE && this.#pingSentAt !== null) {
+      // The runtime's answer to our heartbeat: the round trip a user feels, without the room.
+      // The server refuses round trips above MAX_RTT_MS; a stalled pong is reported as that.
+      this.#rtt = Math.min(Date.now() - this.#pingSentAt, MAX_RTT_MS);
+      this.#pingSentAt = null;
+    }
     let frame: Frame | BatchFrame<Frame>;
     try {
       frame = JSON.parse(data) as Frame | BatchFrame<Frame>;
@@ -213,13 +250,16 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
   #startHeartbeat(): void {
     this.#stopHeartbeat();
     this.#heartbeat = setInterval(() => {
-      if (this.socket.readyState === ReconnectingWebSocket.OPEN)
+      if (this.socket.readyState === ReconnectingWebSocket.OPEN) {
+        this.#pingSentAt = Date.now();
         this.socket.send(HEARTBEAT_REQUEST);
+      }
     }, this.#options.heartbeatMs);
   }
 
   #stopHeartbeat(): void {
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#heartbeat = null;
+    this.#pingSentAt = null;
   }
 }
