@@ -9,17 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Channel } from '../../client/sdk';
 import { FrameQueue, type SocketLike } from '../support/frames';
-import { E2E_SECRET } from './global-setup';
-import { OwnServer } from './own-server';
+import { E2E_ADMIN, e2eServer } from './server';
 
-const ADMIN = 'admin@ops.e2e.test';
 const SERVER_KEY = 'e2e-server-key-0123456789abcdef0123456789';
-const server = new OwnServer('operations', {
-  JWT_SECRET: E2E_SECRET,
-  ADMIN_EMAILS: ADMIN,
-  SERVER_API_KEY: SERVER_KEY,
-  ALLOWED_ORIGINS: 'http://127.0.0.1:5173',
-});
+const server = e2eServer('operations', { SERVER_API_KEY: SERVER_KEY });
 
 const USERS = 30;
 /** Sockets per kind: signed-in tabs (one per user, or per first users) and anonymous ones. */
@@ -139,7 +132,7 @@ function histogramCount(m: PromMetrics, name: string, labels: Record<string, str
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(() => server.start(), 120_000);
-afterAll(() => server.stop(), 60_000);
+afterAll(() => server.dispose(), 60_000);
 
 describe('operations against wrangler dev', () => {
   const tabs: Tab[] = [];
@@ -155,7 +148,7 @@ describe('operations against wrangler dev', () => {
   });
 
   it('counts 200 sockets, a burst with bad frames and an idle minute exactly', async () => {
-    admin = await register(undefined, ADMIN);
+    admin = await register(undefined, E2E_ADMIN);
     const owner = await register('station_owner', `owner-${process.pid}@ops.e2e.test`);
     const organiser = await register('organiser', `organiser-${process.pid}@ops.e2e.test`);
     const users = await inBatches([...Array(USERS).keys()], 10, (i) =>
