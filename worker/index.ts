@@ -75,6 +75,7 @@ export { MetricsHub } from './channel/metrics-hub';
 export { ConnectionQuota } from './channel/quota';
 export { CommentRoom } from './rooms/comments/CommentRoom';
 export { EventRoom } from './rooms/event/EventRoom';
+export { KeyClaims } from './rooms/event/KeyClaims';
 export { Lobby } from './rooms/lobby/Lobby';
 export { PlayRoom } from './rooms/play/PlayRoom';
 export { StoryRoom } from './rooms/story/StoryRoom';

@@ -1,252 +1,210 @@
-// Bookings and tickets in D1: the guarded writes behind an event's inventory and the stored
-// answers of booking retries. Each write is one D1 batch (a transaction) whose first statement
-// is a conditional update; the rows that follow are written only if it applied, so the oversell
-// guard lives in D1 itself (docs/bookings.md).
-import { and, asc, desc, eq, gte, inArray } from 'drizzle-orm';
+// Bookings and tickets in D1. An event's Durable Object is where a booking, a cancellation and a
+// transfer commit (docs/bookings.md); D1 receives them from that object's outbox through the
+// idempotent writers below, for queries across events (`/api/me/*`, admin views). Also here: what
+// an object reads once to seed itself from bookings made before it kept its own, and the lists
+// their holders see.
+import { and, asc, desc, eq, gte, inArray, isNotNull } from 'drizzle-orm';
 import { IDEMPOTENCY_TTL_MS } from '../protocol/events';
 import { inChunks } from './chunks';
-import type { Db } from './client';
 import { db, schema } from './client';
 import type { BookingRow, TicketRow } from './events';
 
 export const BOOKING_SCOPE = 'booking';
 
-/** What an Idempotency-Key already means for this user. */
-export type KeyState =
-  | { kind: 'fresh' }
-  | { kind: 'answered'; requestHash: string; status: number; body: string }
-  /** Booked with more than the TTL ago: the answer is gone, the booking still holds the key. */
-  | { kind: 'spent'; bookingId: string };
-
-export async function keyState(
-  database: Db,
-  userId: string,
-  key: string,
-  now = Date.now(),
-): Promise<KeyState> {
-  const k = schema.idempotencyKeys;
-  const [answers, spent] = await database.batch([
-    database
-      .select({ requestHash: k.requestHash, status: k.responseStatus, body: k.responseBody })
-      .from(k)
-      .where(
-        and(
-          eq(k.userId, userId),
-          eq(k.scope, BOOKING_SCOPE),
-          eq(k.key, key),
-          gte(k.createdAt, now - IDEMPOTENCY_TTL_MS),
-        ),
-      ),
-    database
-      .select({ id: schema.bookings.id })
-      .from(schema.bookings)
-      .where(and(eq(schema.bookings.userId, userId), eq(schema.bookings.idempotencyKey, key)))
-      .limit(1),
-  ]);
-  const answer = answers[0];
-  if (answer) return { kind: 'answered', ...answer };
-  const booking = spent[0];
-  if (booking) return { kind: 'spent', bookingId: booking.id };
-  return { kind: 'fresh' };
+/** A booking's Idempotency-Key answer, as the event's object stored it with the booking. */
+export interface StoredAnswer {
+  key: string;
+  requestHash: string;
+  status: number;
+  body: string;
+  at: number;
 }
 
-export interface BookingCommit {
-  eventId: string;
-  /** The room's count; the update only applies if D1 agrees (see `commitBooking`). */
-  expectedBooked: number;
-  bookingId: string;
+export interface BookingCreatedRow {
+  booking: Omit<BookingRow, 'cancelledAt' | 'cancelledBy' | 'status'>;
   ticketIds: string[];
-  userId: string;
-  quantity: number;
-  now: number;
-  /** Present when the request carried an Idempotency-Key: the answer stored with the booking. */
-  idempotency?: { key: string; requestHash: string; status: number; body: string };
+  /** The event's confirmed seats after this booking: an absolute value, never an increment. */
+  bookedSeats: number;
+  answer?: StoredAnswer;
 }
 
-// The write batches are plain SQL on the D1 binding: drizzle's D1 batch cannot carry raw
-// statements with parameters, and the guards read best as the SQL they are.
-
-/**
- * Books `quantity` seats in one transaction. Returns the committed `booked_seats`, or null when
- * the guard refused (D1 has fewer seats, or a different count, than the room believed) and
- * nothing was written. Throws on a constraint failure (the key was taken concurrently).
- */
-export async function commitBooking(d1: D1Database, c: BookingCommit): Promise<number | null> {
-  const statements = [
-    // Compare-and-set on the room's count as well as the capacity guard: the room can then tell
-    // watchers exact numbers, and a second writer (there should be none) is noticed.
-    d1
-      .prepare(
-        `UPDATE events SET booked_seats = booked_seats + ?1
-         WHERE id = ?2 AND booked_seats + ?1 <= capacity AND booked_seats = ?3
-         RETURNING booked_seats`,
-      )
-      .bind(c.quantity, c.eventId, c.expectedBooked),
-    d1
-      .prepare(
-        `INSERT INTO bookings (id, event_id, user_id, quantity, status, idempotency_key, created_at)
-         SELECT ?1, ?2, ?3, ?4, 'confirmed', ?5, ?6 WHERE changes() = 1`,
-      )
-      .bind(c.bookingId, c.eventId, c.userId, c.quantity, c.idempotency?.key ?? null, c.now),
-    d1
-      .prepare(
-        `INSERT INTO tickets (id, booking_id, event_id, holder_id, status, created_at)
-         SELECT value, ?1, ?2, ?3, 'valid', ?4 FROM json_each(?5)
-         WHERE EXISTS (SELECT 1 FROM bookings WHERE id = ?1)`,
-      )
-      .bind(c.bookingId, c.eventId, c.userId, c.now, JSON.stringify(c.ticketIds)),
-  ];
-  const i = c.idempotency;
-  if (i) {
-    statements.push(
-      // An expired answer under the same key (a refusal older than the TTL) gives way.
-      d1
-        .prepare(
-          `DELETE FROM idempotency_keys
-           WHERE user_id = ?1 AND scope = ?2 AND key = ?3 AND created_at < ?4
-             AND EXISTS (SELECT 1 FROM bookings WHERE id = ?5)`,
-        )
-        .bind(c.userId, BOOKING_SCOPE, i.key, c.now - IDEMPOTENCY_TTL_MS, c.bookingId),
-      d1
-        .prepare(
-          `INSERT INTO idempotency_keys
-             (user_id, scope, key, request_hash, response_status, response_body, created_at)
-           SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
-           WHERE EXISTS (SELECT 1 FROM bookings WHERE id = ?8)`,
-        )
-        .bind(c.userId, BOOKING_SCOPE, i.key, i.requestHash, i.status, i.body, c.now, c.bookingId),
-    );
-  }
-  const [updated] = await d1.batch<{ booked_seats: number }>(statements);
-  return updated?.results[0]?.booked_seats ?? null;
+export interface BookingCancelledRow {
+  eventId: string;
+  bookingId: string;
+  by: string;
+  at: number;
+  bookedSeats: number;
 }
 
-/**
- * Stores a refusal under its key so a retry gets the same answer. If the key was answered
- * meanwhile (a concurrent request for another event), that first answer wins and is returned.
- */
-export async function storeRefusal(
-  d1: D1Database,
-  r: {
-    userId: string;
-    key: string;
-    requestHash: string;
-    status: number;
-    body: string;
-    now: number;
+export interface TicketTransferredRow {
+  transferId: string;
+  ticketId: string;
+  fromUserId: string;
+  toUserId: string;
+  at: number;
+}
+
+// Outbox writers (docs/architecture.md, "One commit point"). Each may be applied twice — the
+// object stopped between D1's commit and the outbox delete — and changes nothing the second time:
+// inserts do nothing on conflict, updates set absolute values and rows are applied in order.
+export const bookingWriters = {
+  'booking.created': (d1: D1Database, r: BookingCreatedRow): D1PreparedStatement[] => {
+    const b = r.booking;
+    const statements = [
+      d1
+        .prepare(
+          `INSERT INTO bookings (id, event_id, user_id, quantity, status, idempotency_key, created_at)
+           VALUES (?1, ?2, ?3, ?4, 'confirmed', ?5, ?6) ON CONFLICT DO NOTHING`,
+        )
+        .bind(b.id, b.eventId, b.userId, b.quantity, b.idempotencyKey, b.createdAt),
+      d1
+        .prepare(
+          `INSERT INTO tickets (id, booking_id, event_id, holder_id, status, created_at)
+           SELECT value, ?1, ?2, ?3, 'valid', ?4 FROM json_each(?5) WHERE true
+           ON CONFLICT DO NOTHING`,
+        )
+        .bind(b.id, b.eventId, b.userId, b.createdAt, JSON.stringify(r.ticketIds)),
+      d1
+        .prepare('UPDATE events SET booked_seats = ?1 WHERE id = ?2')
+        .bind(r.bookedSeats, b.eventId),
+    ];
+    const a = r.answer;
+    if (a) {
+      statements.push(
+        // A copy of the answer the object keeps; an expired one under the same key gives way.
+        d1
+          .prepare(
+            `INSERT INTO idempotency_keys
+               (user_id, scope, key, request_hash, response_status, response_body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (user_id, scope, key) DO UPDATE SET
+               request_hash = excluded.request_hash, response_status = excluded.response_status,
+               response_body = excluded.response_body, created_at = excluded.created_at
+             WHERE idempotency_keys.created_at < ?8`,
+          )
+          .bind(
+            b.userId,
+            BOOKING_SCOPE,
+            a.key,
+            a.requestHash,
+            a.status,
+            a.body,
+            a.at,
+            a.at - IDEMPOTENCY_TTL_MS,
+          ),
+      );
+    }
+    return statements;
   },
-): Promise<{ requestHash: string; status: number; body: string }> {
-  const [, stored] = await d1.batch<{ requestHash: string; status: number; body: string }>([
-    d1
-      .prepare(
-        `INSERT INTO idempotency_keys
-           (user_id, scope, key, request_hash, response_status, response_body, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (user_id, scope, key) DO UPDATE SET
-           request_hash = excluded.request_hash, response_status = excluded.response_status,
-           response_body = excluded.response_body, created_at = excluded.created_at
-         WHERE idempotency_keys.created_at < ?8`,
-      )
-      .bind(
-        r.userId,
-        BOOKING_SCOPE,
-        r.key,
-        r.requestHash,
-        r.status,
-        r.body,
-        r.now,
-        r.now - IDEMPOTENCY_TTL_MS,
-      ),
-    d1
-      .prepare(
-        `SELECT request_hash AS requestHash, response_status AS status, response_body AS body
-         FROM idempotency_keys WHERE user_id = ?1 AND scope = ?2 AND key = ?3`,
-      )
-      .bind(r.userId, BOOKING_SCOPE, r.key),
-  ]);
-  const row = stored?.results[0];
-  if (!row) throw new Error('idempotency answer vanished after being stored');
-  return row;
-}
-
-/**
- * Cancels a confirmed booking, returns its seats and voids its tickets, in one transaction.
- * Returns the committed seat numbers, or null when the booking was no longer confirmed.
- */
-export async function commitCancel(
-  d1: D1Database,
-  c: { eventId: string; bookingId: string; quantity: number; by: string; now: number },
-): Promise<{ bookedSeats: number; capacity: number } | null> {
-  const [cancelled, seats] = await d1.batch<Record<string, number>>([
+  'booking.cancelled': (d1: D1Database, r: BookingCancelledRow): D1PreparedStatement[] => [
     d1
       .prepare(
         `UPDATE bookings SET status = 'cancelled', cancelled_at = ?1, cancelled_by = ?2
-         WHERE id = ?3 AND event_id = ?4 AND status = 'confirmed'
-         RETURNING id`,
+         WHERE id = ?3 AND status = 'confirmed'`,
       )
-      .bind(c.now, c.by, c.bookingId, c.eventId),
-    d1
-      .prepare(
-        `UPDATE events SET booked_seats = booked_seats - ?1
-         WHERE id = ?2 AND changes() = 1
-         RETURNING booked_seats AS bookedSeats, capacity`,
-      )
-      .bind(c.quantity, c.eventId),
-    d1
-      .prepare(
-        `UPDATE tickets SET status = 'cancelled'
-         WHERE booking_id = ?1 AND status = 'valid'
-           AND EXISTS (SELECT 1 FROM bookings WHERE id = ?1 AND status = 'cancelled')`,
-      )
-      .bind(c.bookingId),
-  ]);
-  if (!cancelled?.results.length) return null;
-  const row = seats?.results[0];
-  if (row?.bookedSeats === undefined || row.capacity === undefined) {
-    throw new Error(`event ${c.eventId} vanished while cancelling ${c.bookingId}`);
-  }
-  return { bookedSeats: row.bookedSeats, capacity: row.capacity };
-}
-
-/** Moves a valid ticket from its holder to another user and records the transfer. */
-export async function commitTransfer(
-  d1: D1Database,
-  c: { ticketId: string; fromUserId: string; toUserId: string; transferId: string; now: number },
-): Promise<boolean> {
-  const [moved] = await d1.batch([
-    d1
-      .prepare(
-        `UPDATE tickets SET holder_id = ?1
-         WHERE id = ?2 AND holder_id = ?3 AND status = 'valid'
-         RETURNING id`,
-      )
-      .bind(c.toUserId, c.ticketId, c.fromUserId),
+      .bind(r.at, r.by, r.bookingId),
+    d1.prepare("UPDATE tickets SET status = 'cancelled' WHERE booking_id = ?1").bind(r.bookingId),
+    d1.prepare('UPDATE events SET booked_seats = ?1 WHERE id = ?2').bind(r.bookedSeats, r.eventId),
+  ],
+  'ticket.transferred': (d1: D1Database, r: TicketTransferredRow): D1PreparedStatement[] => [
     d1
       .prepare(
         `INSERT INTO ticket_transfers (id, ticket_id, from_user_id, to_user_id, transferred_at)
-         SELECT ?1, ?2, ?3, ?4, ?5 WHERE changes() = 1`,
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING`,
       )
-      .bind(c.transferId, c.ticketId, c.fromUserId, c.toUserId, c.now),
+      .bind(r.transferId, r.ticketId, r.fromUserId, r.toUserId, r.at),
+    d1.prepare('UPDATE tickets SET holder_id = ?1 WHERE id = ?2').bind(r.toUserId, r.ticketId),
+  ],
+};
+
+// ---- what an event's object reads once, to seed itself ----
+
+/** Rows per page while seeding, so a large event never comes back as one huge result. */
+const SEED_PAGE = 1000;
+
+/** Every booking of an event (oldest first) with its tickets. */
+export async function bookingsOfEvent(
+  d1: D1Database,
+  eventId: string,
+): Promise<{ bookings: BookingRow[]; tickets: TicketRow[] }> {
+  const database = db(d1);
+  const b = schema.bookings;
+  const bookings: BookingRow[] = [];
+  for (;;) {
+    const page = await database
+      .select()
+      .from(b)
+      .where(eq(b.eventId, eventId))
+      .orderBy(asc(b.id))
+      .limit(SEED_PAGE)
+      .offset(bookings.length);
+    bookings.push(...page);
+    if (page.length < SEED_PAGE) break;
+  }
+  const tickets = await inChunks(
+    bookings.map((r) => r.id),
+    (ids) => database.select().from(schema.tickets).where(inArray(schema.tickets.bookingId, ids)),
+  );
+  return { bookings, tickets };
+}
+
+/** Booking answers stored since `since` whose request hash is one of `hashes` (one event's). */
+export async function answersWithHashes(
+  d1: D1Database,
+  hashes: string[],
+  since: number,
+): Promise<(StoredAnswer & { userId: string })[]> {
+  const k = schema.idempotencyKeys;
+  return db(d1)
+    .select({
+      userId: k.userId,
+      key: k.key,
+      requestHash: k.requestHash,
+      status: k.responseStatus,
+      body: k.responseBody,
+      at: k.createdAt,
+    })
+    .from(k)
+    .where(
+      and(eq(k.scope, BOOKING_SCOPE), gte(k.createdAt, since), inArray(k.requestHash, hashes)),
+    );
+}
+
+/** A user's booking keys: answers since `since`, and every key that made a booking. */
+export async function keysOfUser(d1: D1Database, userId: string, since: number) {
+  const database = db(d1);
+  const k = schema.idempotencyKeys;
+  const b = schema.bookings;
+  const [answers, booked] = await database.batch([
+    database
+      .select({ key: k.key, requestHash: k.requestHash, at: k.createdAt })
+      .from(k)
+      .where(and(eq(k.userId, userId), eq(k.scope, BOOKING_SCOPE), gte(k.createdAt, since))),
+    database
+      .select({ key: b.idempotencyKey, bookingId: b.id })
+      .from(b)
+      .where(and(eq(b.userId, userId), isNotNull(b.idempotencyKey))),
   ]);
-  return (moved?.results.length ?? 0) > 0;
+  return { answers, booked: booked.flatMap((r) => (r.key === null ? [] : [{ ...r, key: r.key }])) };
 }
 
-/** D1 reports constraint failures as errors whose message names the constraint. */
-export function isConstraintError(err: unknown): boolean {
-  const text = err instanceof Error ? `${err.message} ${String(err.cause ?? '')}` : String(err);
-  return /constraint failed|SQLITE_CONSTRAINT/i.test(text);
+/** The booking a user's key made, if D1 knows of one. */
+export async function bookingWithKey(
+  d1: D1Database,
+  userId: string,
+  key: string,
+): Promise<string | undefined> {
+  const b = schema.bookings;
+  const [row] = await db(d1)
+    .select({ id: b.id })
+    .from(b)
+    .where(and(eq(b.userId, userId), eq(b.idempotencyKey, key)))
+    .limit(1);
+  return row?.id;
 }
 
-// ---- what their holders list (`/api/me/*`) ----
+// ---- where a booking or ticket made before ids named their event lives ----
 
-export interface TransferRecord {
-  id: string;
-  fromUserId: string;
-  toUserId: string;
-  transferredAt: number;
-}
-
-/** The event a booking belongs to, or undefined for no such booking. */
 export async function bookingEventId(
   d1: D1Database,
   bookingId: string,
@@ -256,6 +214,23 @@ export async function bookingEventId(
     columns: { eventId: true },
   });
   return row?.eventId;
+}
+
+export async function ticketEventId(d1: D1Database, ticketId: string): Promise<string | undefined> {
+  const row = await db(d1).query.tickets.findFirst({
+    where: eq(schema.tickets.id, ticketId),
+    columns: { eventId: true },
+  });
+  return row?.eventId;
+}
+
+// ---- what their holders list (`/api/me/*`) ----
+
+export interface TransferRecord {
+  id: string;
+  fromUserId: string;
+  toUserId: string;
+  transferredAt: number;
 }
 
 /** A user's bookings, newest first, each with its tickets. */

@@ -1,8 +1,8 @@
-// Events, their access lists, bookings and tickets as read from D1, and the event edits an
-// EventRoom commits. The room is the only writer of an event's row and inventory.
-import { and, asc, eq, exists, inArray, lte, or, type SQL } from 'drizzle-orm';
+// Events and their access lists in D1. An event is created here; from then on its Durable Object
+// is the only writer of its row, seats and access list, and D1 follows from the object's outbox
+// (docs/bookings.md). Listings read D1; the object reads it once, to seed itself.
+import { and, asc, eq, exists, inArray, or, type SQL } from 'drizzle-orm';
 import type { PublicUser } from '../protocol/core';
-import type { EventChanges } from '../protocol/events';
 import { inChunks } from './chunks';
 import type { Db } from './client';
 import { db, schema } from './client';
@@ -16,55 +16,14 @@ export function findEvent(database: Db, eventId: string): Promise<EventRow | und
   return database.query.events.findFirst({ where: eq(schema.events.id, eventId) });
 }
 
-export async function findBooking(
-  database: Db,
-  bookingId: string,
-): Promise<{ booking: BookingRow; tickets: TicketRow[] } | undefined> {
-  const booking = await database.query.bookings.findFirst({
-    where: eq(schema.bookings.id, bookingId),
-  });
-  if (!booking) return undefined;
-  const tickets = await database
-    .select()
-    .from(schema.tickets)
-    .where(eq(schema.tickets.bookingId, bookingId))
-    .orderBy(asc(schema.tickets.createdAt), asc(schema.tickets.id));
-  return { booking, tickets };
-}
-
-export function findTicket(database: Db, ticketId: string): Promise<TicketRow | undefined> {
-  return database.query.tickets.findFirst({ where: eq(schema.tickets.id, ticketId) });
-}
-
-/** Is the user on the event's access list? */
-export async function onAccessList(
-  database: Db,
-  eventId: string,
-  userId: string,
-): Promise<boolean> {
+/** An event's access list, oldest grant first (read once, to seed the event's object). */
+export function accessOf(d1: D1Database, eventId: string) {
   const a = schema.eventAccess;
-  const row = await database
-    .select({ userId: a.userId })
+  return db(d1)
+    .select({ userId: a.userId, grantedAt: a.grantedAt })
     .from(a)
-    .where(and(eq(a.eventId, eventId), eq(a.userId, userId)))
-    .limit(1);
-  return row.length > 0;
-}
-
-/** The subset of `userIds` on the event's access list. */
-export async function withAccess(
-  database: Db,
-  eventId: string,
-  userIds: string[],
-): Promise<Set<string>> {
-  const a = schema.eventAccess;
-  const rows = await inChunks(userIds, (chunk) =>
-    database
-      .select({ userId: a.userId })
-      .from(a)
-      .where(and(eq(a.eventId, eventId), inArray(a.userId, chunk))),
-  );
-  return new Set(rows.map((r) => r.userId));
+    .where(eq(a.eventId, eventId))
+    .orderBy(asc(a.grantedAt), asc(a.userId));
 }
 
 export async function existingUsers(database: Db, userIds: string[]): Promise<Set<string>> {
@@ -77,51 +36,50 @@ export async function existingUsers(database: Db, userIds: string[]): Promise<Se
   return new Set(rows.map((r) => r.id));
 }
 
-/** Applies an edit; capacity can never drop below the confirmed seats (guarded in D1). */
-export async function updateEventRow(
-  d1: D1Database,
-  eventId: string,
-  changes: EventChanges,
-  now: number,
-): Promise<EventRow | undefined> {
-  const e = schema.events;
-  const [row] = await db(d1)
-    .update(e)
-    .set({ ...changes, updatedAt: now })
-    .where(
-      and(
-        eq(e.id, eventId),
-        changes.capacity === undefined ? undefined : lte(e.bookedSeats, changes.capacity),
+/** The fields of an event its organiser may edit, with the seats, as the object holds them. */
+export type EventState = Omit<EventRow, 'organiserId' | 'createdAt'>;
+
+export interface AccessRow {
+  eventId: string;
+  userId: string;
+  grantedAt: number;
+}
+
+// Outbox writers for what an event's object commits besides bookings (docs/architecture.md,
+// "One commit point"): absolute values and inserts that do nothing twice, applied in order.
+export const eventWriters = {
+  'event.updated': (d1: D1Database, e: EventState): D1PreparedStatement[] => [
+    d1
+      .prepare(
+        `UPDATE events SET title = ?1, description = ?2, venue = ?3, starts_at = ?4,
+           capacity = ?5, booked_seats = ?6, visibility = ?7, updated_at = ?8
+         WHERE id = ?9`,
+      )
+      .bind(
+        e.title,
+        e.description,
+        e.venue,
+        e.startsAt,
+        e.capacity,
+        e.bookedSeats,
+        e.visibility,
+        e.updatedAt,
+        e.id,
       ),
-    )
-    .returning();
-  return row;
-}
-
-/** Adds a user to the access list; false when they were already on it. */
-export async function grantEventAccess(
-  d1: D1Database,
-  eventId: string,
-  userId: string,
-  now: number,
-) {
-  const inserted = await db(d1)
-    .insert(schema.eventAccess)
-    .values({ eventId, userId, grantedAt: now })
-    .onConflictDoNothing()
-    .returning({ userId: schema.eventAccess.userId });
-  return inserted.length > 0;
-}
-
-/** Removes a user from the access list; false when they were not on it. */
-export async function revokeEventAccess(d1: D1Database, eventId: string, userId: string) {
-  const a = schema.eventAccess;
-  const removed = await db(d1)
-    .delete(a)
-    .where(and(eq(a.eventId, eventId), eq(a.userId, userId)))
-    .returning({ userId: a.userId });
-  return removed.length > 0;
-}
+  ],
+  'access.granted': (d1: D1Database, a: AccessRow): D1PreparedStatement[] => [
+    d1
+      .prepare(
+        'INSERT INTO event_access (event_id, user_id, granted_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING',
+      )
+      .bind(a.eventId, a.userId, a.grantedAt),
+  ],
+  'access.revoked': (d1: D1Database, a: Omit<AccessRow, 'grantedAt'>): D1PreparedStatement[] => [
+    d1
+      .prepare('DELETE FROM event_access WHERE event_id = ?1 AND user_id = ?2')
+      .bind(a.eventId, a.userId),
+  ],
+};
 
 /**
  * A page of the events `user` may see, soonest first: public events, plus the private ones
@@ -172,14 +130,4 @@ export async function insertEvent(
       .values({ eventId: row.id, userId, grantedAt: row.createdAt }),
   );
   await database.batch([database.insert(schema.events).values(row), ...access]);
-}
-
-/** An event's access list, oldest grant first. */
-export function listAccess(d1: D1Database, eventId: string) {
-  const a = schema.eventAccess;
-  return db(d1)
-    .select({ userId: a.userId, grantedAt: a.grantedAt })
-    .from(a)
-    .where(eq(a.eventId, eventId))
-    .orderBy(asc(a.grantedAt), asc(a.userId));
 }

@@ -1,27 +1,21 @@
-// Events, bookings, tickets. Reads come from D1 (booked seats are committed there before any
-// broadcast, so they are always current); every write goes through the event's EventRoom.
+// Events, bookings, tickets. Each event's Durable Object is where its inventory commits and
+// what reads of one event ask (an event, a booking, its access list: current, never behind an
+// answer); listings and `/api/me/*` read D1, which follows the objects within moments
+// (docs/bookings.md, "D1 follows").
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from 'zod';
-import { bookingEventId, bookingsOf, keyState, ticketsHeldBy } from '../db/bookings';
+import { ChannelError } from '../channel/errors';
+import { bookingEventId, bookingsOf, ticketEventId, ticketsHeldBy } from '../db/bookings';
 import { db } from '../db/client';
-import {
-  type EventRow,
-  existingUsers,
-  findBooking,
-  findEvent,
-  findTicket,
-  insertEvent,
-  listAccess,
-  listVisibleEvents,
-} from '../db/events';
+import { type EventRow, existingUsers, insertEvent, listVisibleEvents } from '../db/events';
 import { cursorParam } from '../db/paging';
 import type { AppEnv } from '../http/app-env';
 import { currentUser, signedIn, signedInAs } from '../http/auth';
 import { ApiError } from '../http/errors';
 import { idempotencyKeyOf, idempotent } from '../http/idempotency';
 import { jsonBody, pathId, query } from '../http/validate';
-import { ErrorCode, type PublicUser } from '../protocol/core';
+import { ErrorCode } from '../protocol/core';
 import {
   accessBody,
   bookingBody,
@@ -31,13 +25,11 @@ import {
 } from '../protocol/events';
 import {
   type Answer,
+  bookingRequestHash,
   bookingView,
-  canManage,
-  canSee,
   event as eventKind,
+  eventOfItem,
   eventView,
-  requestHash,
-  settle,
   ticketView,
 } from '../rooms/event/kind';
 
@@ -55,24 +47,32 @@ function answer(c: Context<AppEnv>, a: Pick<Answer, 'status' | 'body' | 'replaye
   return c.body(a.body, a.status as ContentfulStatusCode, headers);
 }
 
-/** The event, if this caller may see it: 404 for none, 401/403 for a private one. */
-async function visibleEvent(c: Context<AppEnv>, eventId: string): Promise<EventRow> {
-  const database = db(c.env.DB);
-  const event = await findEvent(database, eventId);
-  if (!event) throw new ApiError(404, ErrorCode.eventNotFound, 'no such event');
-  const user = c.get('user');
-  if (!(await canSee(database, event, user))) {
-    if (!user) throw new ApiError(401, ErrorCode.authRequired, 'this event is private; sign in');
-    throw new ApiError(403, ErrorCode.eventAccessDenied, 'this event is private');
+type EventRoomClient = ReturnType<typeof eventKind.room>;
+
+/**
+ * Calls the object of the event a booking or ticket belongs to. Ids made since events commit
+ * their own bookings name it (`<eventId>.<random>`); older ones are looked up in D1, where they
+ * were written when they were made. An id of no event's is `notFound`.
+ */
+async function inEventOf<T>(
+  c: Context<AppEnv>,
+  id: string,
+  lookup: (d1: D1Database, id: string) => Promise<string | undefined>,
+  notFound: () => ApiError,
+  call: (room: EventRoomClient) => Promise<T>,
+): Promise<T> {
+  const eventId = eventOfItem(id) ?? (await lookup(c.env.DB, id));
+  if (!eventId) throw notFound();
+  try {
+    return await call(eventKind.room(c.env, eventId));
+  } catch (err) {
+    if (err instanceof ChannelError && err.code === ErrorCode.eventNotFound) throw notFound();
+    throw err;
   }
-  return event;
 }
 
-function mustManage(event: EventRow, user: PublicUser): void {
-  if (!canManage(event, user)) {
-    throw new ApiError(403, ErrorCode.forbidden, "only the event's organiser or an admin may");
-  }
-}
+const noBooking = () => new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
+const noTicket = () => new ApiError(404, ErrorCode.ticketNotFound, 'no such ticket');
 
 export const eventRoutes = new Hono<AppEnv>()
   .get('/events', query(listQuery), async (c) => {
@@ -121,85 +121,66 @@ export const eventRoutes = new Hono<AppEnv>()
     return c.json({ event: eventView(row), accessUserIds }, 201);
   })
   .get('/events/:eventId', async (c) => {
-    const event = await visibleEvent(c, pathId(c, 'eventId'));
-    return c.json({ event: eventView(event) });
+    const room = eventKind.room(c.env, pathId(c, 'eventId'));
+    return c.json(await room.view(c.get('user')));
   })
   .patch('/events/:eventId', signedIn, jsonBody(updateEventBody), idempotent, async (c) => {
-    const user = currentUser(c);
-    const eventId = pathId(c, 'eventId');
-    const changes = c.req.valid('json');
-    await visibleEvent(c, eventId);
-    return c.json(await eventKind.room(c.env, eventId).updateEvent(user, changes));
+    const room = eventKind.room(c.env, pathId(c, 'eventId'));
+    return c.json(await room.updateEvent(currentUser(c), c.req.valid('json')));
   })
   .get('/events/:eventId/access', async (c) => {
-    const user = currentUser(c);
-    const event = await visibleEvent(c, pathId(c, 'eventId'));
-    mustManage(event, user);
-    return c.json({ eventId: event.id, access: await listAccess(c.env.DB, event.id) });
+    const room = eventKind.room(c.env, pathId(c, 'eventId'));
+    return c.json(await room.accessList(currentUser(c)));
   })
   .post('/events/:eventId/access', signedIn, jsonBody(accessBody), idempotent, async (c) => {
-    const user = currentUser(c);
     const eventId = pathId(c, 'eventId');
     const { userId } = c.req.valid('json');
-    mustManage(await visibleEvent(c, eventId), user);
-    const granted = await eventKind.room(c.env, eventId).grantAccess(user, userId);
+    const granted = await eventKind.room(c.env, eventId).grantAccess(currentUser(c), userId);
     return c.json({ eventId, userId }, granted.created ? 201 : 200);
   })
   .delete('/events/:eventId/access/:userId', idempotent, async (c) => {
-    const user = currentUser(c);
-    const eventId = pathId(c, 'eventId');
-    const userId = pathId(c, 'userId');
-    mustManage(await visibleEvent(c, eventId), user);
-    return c.json(await eventKind.room(c.env, eventId).revokeAccess(user, userId));
+    const room = eventKind.room(c.env, pathId(c, 'eventId'));
+    return c.json(await room.revokeAccess(currentUser(c), pathId(c, 'userId')));
   })
-  // Bookings keep their Idempotency-Key answers with the booking itself (docs/bookings.md).
+  // One round trip to the event's object, and no D1 on the way: it checks access, answers
+  // retries from the answers it keeps, and commits (docs/bookings.md).
   .post('/bookings', signedIn, jsonBody(bookingBody), async (c) => {
     const user = currentUser(c);
     const key = idempotencyKeyOf(c);
-    const body = c.req.valid('json');
-    const database = db(c.env.DB);
-    const hash = key === undefined ? undefined : await requestHash(body);
-    if (key !== undefined && hash !== undefined) {
-      // Fast path for retries of finished requests; the room checks again in its queue.
-      const settled = settle(await keyState(database, user.id, key), hash);
-      if (settled?.kind === 'reused') {
-        throw new ApiError(422, ErrorCode.idempotencyKeyReused, settled.message);
-      }
-      if (settled) return answer(c, { ...settled, replayed: true });
-    }
-    await visibleEvent(c, body.eventId);
-    const idem = key !== undefined && hash !== undefined ? { key, requestHash: hash } : undefined;
-    const result = await eventKind.room(c.env, body.eventId).book(user, body.quantity, idem);
-    return answer(c, result);
+    const { eventId, quantity } = c.req.valid('json');
+    const idem =
+      key === undefined
+        ? undefined
+        : { key, requestHash: await bookingRequestHash(eventId, quantity) };
+    return answer(c, await eventKind.room(c.env, eventId).book(user, quantity, idem));
   })
   .get('/bookings/:bookingId', async (c) => {
     const user = currentUser(c);
-    const database = db(c.env.DB);
-    const found = await findBooking(database, pathId(c, 'bookingId'));
-    if (!found) throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
-    if (found.booking.userId !== user.id) {
-      const event = await findEvent(database, found.booking.eventId);
-      if (!event || !canManage(event, user)) {
-        throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
-      }
-    }
-    return c.json({ booking: bookingView(found.booking, found.tickets) });
+    const bookingId = pathId(c, 'bookingId');
+    return c.json(
+      await inEventOf(c, bookingId, bookingEventId, noBooking, (room) =>
+        room.booking(user, bookingId),
+      ),
+    );
   })
   .delete('/bookings/:bookingId', idempotent, async (c) => {
     const user = currentUser(c);
     const bookingId = pathId(c, 'bookingId');
-    const eventId = await bookingEventId(c.env.DB, bookingId);
-    if (!eventId) throw new ApiError(404, ErrorCode.bookingNotFound, 'no such booking');
-    return c.json(await eventKind.room(c.env, eventId).cancelBooking(user, bookingId));
+    return c.json(
+      await inEventOf(c, bookingId, bookingEventId, noBooking, (room) =>
+        room.cancelBooking(user, bookingId),
+      ),
+    );
   })
   .post('/tickets/:ticketId/transfer', signedIn, jsonBody(transferBody), idempotent, async (c) => {
     const user = currentUser(c);
     const ticketId = pathId(c, 'ticketId');
     const { toUserId } = c.req.valid('json');
-    const ticket = await findTicket(db(c.env.DB), ticketId);
-    if (!ticket) throw new ApiError(404, ErrorCode.ticketNotFound, 'no such ticket');
-    const { eventId } = ticket;
-    return c.json(await eventKind.room(c.env, eventId).transferTicket(user, ticketId, toUserId));
+    return c.json(
+      await inEventOf(c, ticketId, ticketEventId, noTicket, (room) =>
+        room.transferTicket(user, ticketId, toUserId),
+      ),
+    );
   })
   .get('/me/tickets', query(mineQuery), async (c) => {
     const user = currentUser(c);
@@ -218,9 +199,7 @@ export const eventRoutes = new Hono<AppEnv>()
     return c.json({ bookings: rows.map((r) => bookingView(r.booking, r.tickets)) });
   });
 
-export const eventSockets = new Hono<AppEnv>().get('/events/:eventId', async (c) => {
-  const eventId = pathId(c, 'eventId');
-  // Private events are refused here, before the room is reached; the room checks again.
-  await visibleEvent(c, eventId);
-  return eventKind.connect(c.req.raw, c.env, c.get('user'), eventId);
-});
+// Private events are refused by the event's object, which keeps their access lists.
+export const eventSockets = new Hono<AppEnv>().get('/events/:eventId', (c) =>
+  eventKind.connect(c.req.raw, c.env, c.get('user'), pathId(c, 'eventId')),
+);

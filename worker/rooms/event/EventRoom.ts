@@ -1,257 +1,247 @@
-// A bookable event's channel: the single writer for its inventory. Bookings, cancellations,
-// transfers and edits run one at a time (`exclusive`), each committed to D1 in one guarded
-// transaction before anything is broadcast. Watchers get seat numbers with every change.
+// A bookable event's channel: the single writer of its inventory. A booking, a cancellation, a
+// transfer, an edit and an access change each commit in the object's own SQLite, in one
+// synchronous transaction (seats, rows, the Idempotency-Key answer, the sequenced event, an
+// outbox row); the answer and the broadcast follow that commit, and D1 catches up from the
+// outbox. No booking waits for D1 (docs/bookings.md).
 import { ChannelError } from '../../channel/errors';
-import { ChannelRoom, type Handlers } from '../../channel/room';
-import {
-  commitBooking,
-  commitCancel,
-  isConstraintError,
-  type KeyState,
-  keyState,
-  storeRefusal,
-} from '../../db/bookings';
-import { db } from '../../db/client';
-import { findBooking, withAccess } from '../../db/events';
+import { type ChannelKit, ChannelRoom, type Handlers } from '../../channel/room';
+import type { BookingRow, TicketRow } from '../../db/events';
 import { CloseCode, ErrorCode, type PublicUser } from '../../protocol/core';
 import type {
   BookingCreatedResponse,
-  BookingView,
   EventChanges,
   EventRoomSnapshot,
   eventFrames,
-  TicketView,
 } from '../../protocol/events';
-import { canManage, canSee } from './access';
-import { grantAccess, revokeAccess, updateEvent } from './admin';
-import { refusalFor, settle } from './inventory';
+import { AccessList, canManage, canSee, mustSee } from './access';
+import { accessList, grantAccess, revokeAccess, updateEvent } from './admin';
+import { type Answer, BookingAnswers, type Idempotency, keyReused } from './answers';
+import { Bookings, itemId } from './bookings';
+import { commitChange, mirror, registerWriters } from './commits';
+import { Inventory, refusalFor, seatsOf } from './inventory';
+import { claimKey, releaseKey } from './KeyClaims';
 import { event as eventKind } from './kind';
-import { EventState } from './state';
+import { seedFromD1 } from './seed';
 import { transferTicket } from './tickets';
 import { bookingView, eventView } from './views';
 
-/** An HTTP answer decided by the room; `body` is sent byte for byte (and replayed so). */
-export interface Answer {
-  status: number;
-  body: string;
-  /** True when this is a stored answer to an earlier request with the same Idempotency-Key. */
-  replayed: boolean;
-}
+export type { Answer, Idempotency } from './answers';
 
-export interface Idempotency {
-  key: string;
-  requestHash: string;
+/** What the event's changes work on: the kit and the object's own state, composed once. */
+export interface EventParts {
+  readonly kit: ChannelKit;
+  readonly inventory: Inventory;
+  readonly access: AccessList;
+  readonly bookings: Bookings;
 }
-
-/** Rounds of "D1 disagreed, reload and try again" before a booking gives up. */
-const MAX_RESYNCS = 3;
 
 export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot> {
   protected readonly handlers: Handlers<typeof eventFrames> = {};
-  readonly #state: EventState;
+  readonly #parts: EventParts;
+  readonly #answers: BookingAnswers;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, eventKind);
-    this.#state = new EventState(this.kit, this.channelId);
+    const bookings = new Bookings(this.sql, this.channelId);
+    this.#parts = {
+      kit: this.kit,
+      inventory: new Inventory(this.sql, this.channelId),
+      access: new AccessList(this.sql),
+      bookings,
+    };
+    this.#answers = new BookingAnswers(this.sql, bookings);
+    registerWriters(this.kit.outbox);
   }
 
-  protected override async authorize(user: PublicUser | null): Promise<void> {
-    const event = await this.#state.current();
-    if (!(await canSee(db(this.env.DB), event, user))) {
-      throw new ChannelError(ErrorCode.eventAccessDenied, 'this event is private', 403);
-    }
+  /** Once per object, ever: what bookings made before it kept its own inventory left in D1. */
+  protected override load(): Promise<void> {
+    return seedFromD1(this.kit, this.channelId, { ...this.#parts, answers: this.#answers });
+  }
+
+  protected override authorize(user: PublicUser | null): void {
+    mustSee(this.#parts.inventory.event(), user, this.#parts.access);
   }
 
   protected snapshot(): EventRoomSnapshot {
-    const event = this.#state.loaded();
-    return { event: eventView(event), ...this.#state.seats(), watchers: this.presenceSnapshot() };
+    const event = this.#parts.inventory.event();
+    return { event: eventView(event), ...seatsOf(event), watchers: this.presenceSnapshot() };
   }
 
   // ---- RPC for the REST routes -------------------------------------------------------
 
+  /** The event with the seats committed here, for whoever may see it. */
+  view(user: PublicUser | null) {
+    return this.rpc(() => {
+      const event = this.#parts.inventory.event();
+      mustSee(event, user, this.#parts.access);
+      return { event: eventView(event) };
+    });
+  }
+
   book(user: PublicUser, quantity: number, idempotency?: Idempotency) {
-    return this.rpc(() => this.exclusive(() => this.#book(user, quantity, idempotency)));
+    return this.rpc(() =>
+      idempotency
+        ? this.#answers.once(user.id, idempotency, () =>
+            this.#claimAndBook(user, quantity, idempotency),
+          )
+        : this.#commitBooking(user, quantity),
+    );
+  }
+
+  /** A booking, to its booker, the event's organiser or an admin (404 for anyone else). */
+  booking(user: PublicUser, bookingId: string) {
+    return this.rpc(() => {
+      const found = this.#parts.bookings.find(bookingId);
+      const event = this.#parts.inventory.event();
+      if (!found || (found.booking.userId !== user.id && !canManage(event, user))) {
+        throw new ChannelError(ErrorCode.bookingNotFound, 'no such booking', 404);
+      }
+      return { booking: bookingView(found.booking, found.tickets) };
+    });
   }
 
   cancelBooking(user: PublicUser, bookingId: string) {
-    return this.rpc(() => this.exclusive(() => this.#cancel(user, bookingId)));
+    return this.rpc(() => this.#cancel(user, bookingId));
   }
 
   transferTicket(user: PublicUser, ticketId: string, toUserId: string) {
-    return this.rpc(() =>
-      this.exclusive(() => transferTicket(this.#state, this.env.DB, user, ticketId, toUserId)),
-    );
+    return this.rpc(() => transferTicket(this.#parts, user, ticketId, toUserId));
   }
 
   updateEvent(user: PublicUser, changes: EventChanges) {
-    return this.rpc(() =>
-      this.exclusive(async () => {
-        const { event, narrowed } = await updateEvent(this.#state, this.env.DB, user, changes);
-        if (narrowed) await this.#closeWithoutAccess();
-        return { event };
-      }),
-    );
+    return this.rpc(() => {
+      const { event, narrowed } = updateEvent(this.#parts, user, changes);
+      if (narrowed) this.#closeWithoutAccess();
+      return { event };
+    });
+  }
+
+  accessList(user: PublicUser) {
+    return this.rpc(() => accessList(this.#parts, user));
   }
 
   grantAccess(user: PublicUser, userId: string) {
-    return this.rpc(() =>
-      this.exclusive(() => grantAccess(this.#state, this.env.DB, user, userId)),
-    );
+    return this.rpc(() => grantAccess(this.#parts, user, userId));
   }
 
   revokeAccess(user: PublicUser, userId: string) {
-    return this.rpc(() =>
-      this.exclusive(async () => {
-        const { narrowed, ...revoked } = await revokeAccess(this.#state, this.env.DB, user, userId);
-        if (narrowed) await this.#closeWithoutAccess();
-        return revoked;
-      }),
-    );
+    return this.rpc(() => {
+      const { narrowed, ...revoked } = revokeAccess(this.#parts, user, userId);
+      if (narrowed) this.#closeWithoutAccess();
+      return revoked;
+    });
   }
 
-  /** The event is private: sockets of anyone not allowed in (anonymous ones too) close with 4403. */
-  async #closeWithoutAccess(): Promise<void> {
-    const event = this.#state.loaded();
-    const watchers = [...this.connections()];
-    const listed = [
-      ...new Set(watchers.flatMap((w) => (w.user && !canManage(event, w.user) ? [w.user.id] : []))),
-    ];
-    const allowed = await withAccess(db(this.env.DB), this.channelId, listed);
-    for (const w of watchers) {
-      const user = w.user;
-      if (user && (canManage(event, user) || allowed.has(user.id))) continue;
-      this.closeConnection(w, CloseCode.forbidden, 'no access to this private event');
+  /** Sockets of anyone who may no longer see the event (anonymous ones too) close with 4403. */
+  #closeWithoutAccess(): void {
+    const event = this.#parts.inventory.event();
+    for (const conn of [...this.connections()]) {
+      if (canSee(event, conn.user, this.#parts.access)) continue;
+      this.closeConnection(conn, CloseCode.forbidden, 'no access to this private event');
     }
   }
 
   // ---- bookings ----------------------------------------------------------------------
 
-  async #book(user: PublicUser, quantity: number, idem?: Idempotency): Promise<Answer> {
-    const database = db(this.env.DB);
-    // Looked up inside the queue: a retry that arrives while the first attempt is still
-    // committing waits its turn and then finds the stored answer.
-    if (idem) {
-      const settled = this.#settled(await keyState(database, user.id, idem.key), idem);
-      if (settled) return settled;
+  /** A key this event has not seen: the user's KeyClaims object says whether it may be used. */
+  async #claimAndBook(user: PublicUser, quantity: number, idem: Idempotency): Promise<Answer> {
+    // Refused at the door: nothing is attempted, so nothing is claimed or stored.
+    mustSee(this.#parts.inventory.event(), user, this.#parts.access);
+    const claim = await claimKey(this.env, user.id, idem.key, idem.requestHash);
+    if (!claim.ok) throw keyReused(claim.message);
+    try {
+      return this.#commitBooking(user, quantity, idem);
+    } catch (err) {
+      // Nothing was stored under the key, so a retry may use it for anything: give it back.
+      this.ctx.waitUntil(
+        releaseKey(this.env, user.id, idem.key, idem.requestHash).catch((e: unknown) =>
+          console.error(`${this.kit.label}: releasing a key failed`, e),
+        ),
+      );
+      throw err;
     }
-    const event = await this.#state.current();
-    if (!(await canSee(database, event, user))) {
-      throw new ChannelError(ErrorCode.eventAccessDenied, 'this event is private', 403);
-    }
-    for (let round = 0; round < MAX_RESYNCS; round++) {
-      const now = Date.now();
-      const current = this.#state.loaded();
-      const refusal = refusalFor(current, quantity, now);
-      if (refusal) return this.#refuse(user, refusal, idem, now);
+  }
 
-      const bookingId = crypto.randomUUID();
-      // Sorted so the answer lists tickets in the order every later read does (created, id).
-      const ticketIds = Array.from({ length: quantity }, () => crypto.randomUUID()).sort();
-      const tickets: TicketView[] = ticketIds.map((id) => ({
+  /**
+   * Decides and commits a booking in one synchronous step: the seats are taken by the guarded
+   * update, the booking, its tickets and the answer are written with them, and the event is
+   * sequenced and queued for D1 in the same transaction. A refusal (409) changes no seats; under
+   * a key it is stored as the answer too.
+   */
+  #commitBooking(user: PublicUser, quantity: number, idem?: Idempotency): Answer {
+    const { inventory, access, bookings } = this.#parts;
+    const now = Date.now();
+    const event = inventory.event();
+    mustSee(event, user, access);
+    const refusal = refusalFor(event, quantity, now);
+    if (refusal) {
+      const body = JSON.stringify({
+        error: refusal,
+        availableSeats: seatsOf(event).availableSeats,
+      });
+      if (idem) this.#answers.store(user.id, idem, { status: 409, body }, now);
+      return { status: 409, body, replayed: false };
+    }
+    const booking: BookingRow = {
+      id: itemId(this.channelId),
+      eventId: this.channelId,
+      userId: user.id,
+      quantity,
+      status: 'confirmed',
+      idempotencyKey: idem?.key ?? null,
+      createdAt: now,
+      cancelledAt: null,
+      cancelledBy: null,
+    };
+    // Sorted so the answer lists tickets in the order every later read does (created, id).
+    const tickets: TicketRow[] = Array.from({ length: quantity }, () => itemId(this.channelId))
+      .sort()
+      .map((id) => ({
         id,
-        bookingId,
+        bookingId: booking.id,
         eventId: this.channelId,
         holderId: user.id,
         status: 'valid',
         createdAt: now,
       }));
-      const booking: BookingView = {
-        id: bookingId,
-        eventId: this.channelId,
-        userId: user.id,
-        quantity,
-        status: 'confirmed',
-        createdAt: now,
-        cancelledAt: null,
-        cancelledBy: null,
-        tickets,
-      };
+    return commitChange(this.kit, (tx) => {
+      const seats = inventory.take(quantity);
+      bookings.insert(booking, tickets);
       const response: BookingCreatedResponse = {
-        booking,
-        availableSeats: current.capacity - current.bookedSeats - quantity,
+        booking: bookingView(booking, tickets),
+        availableSeats: seats.availableSeats,
       };
-      const body = JSON.stringify(response);
-      let booked: number | null;
-      try {
-        booked = await commitBooking(this.env.DB, {
-          eventId: this.channelId,
-          expectedBooked: current.bookedSeats,
-          bookingId,
-          ticketIds,
-          userId: user.id,
-          quantity,
-          now,
-          ...(idem ? { idempotency: { ...idem, status: 201, body } } : {}),
-        });
-      } catch (err) {
-        // The key was claimed meanwhile by a request for another event (another room).
-        if (idem && isConstraintError(err)) {
-          const settled = this.#settled(await keyState(database, user.id, idem.key), idem);
-          if (settled) return settled;
-        }
-        throw err;
-      }
-      if (booked === null) {
-        await this.#state.resync();
-        continue;
-      }
-      this.#state.replace({ ...current, bookedSeats: booked });
-      this.#state.emit({
+      const answer = { status: 201, body: JSON.stringify(response) };
+      if (idem) this.#answers.store(user.id, idem, answer, now);
+      tx.publish({
         type: 'booking.created',
         eventId: this.channelId,
-        bookingId,
+        bookingId: booking.id,
         quantity,
-        ...this.#state.seats(),
+        ...seats,
       });
-      return { status: 201, body, replayed: false };
-    }
-    throw new Error(`event ${this.channelId}: D1 kept disagreeing with the room's seat count`);
-  }
-
-  /** The stored answer for a key, a refusal for a key used otherwise, or null for a new key. */
-  #settled(state: KeyState, idem: Idempotency): Answer | null {
-    const settled = settle(state, idem.requestHash);
-    if (!settled) return null;
-    if (settled.kind === 'reused') {
-      throw new ChannelError(ErrorCode.idempotencyKeyReused, settled.message, 422);
-    }
-    return { status: settled.status, body: settled.body, replayed: true };
-  }
-
-  /** A 409 that is part of the booking's outcome: stored under the key like a success. */
-  async #refuse(
-    user: PublicUser,
-    refusal: { code: string; message: string },
-    idem: Idempotency | undefined,
-    now: number,
-  ): Promise<Answer> {
-    const { availableSeats } = this.#state.seats();
-    const body = JSON.stringify({
-      error: { code: refusal.code, message: refusal.message },
-      availableSeats,
+      mirror(tx, 'booking.created', {
+        booking: {
+          id: booking.id,
+          eventId: booking.eventId,
+          userId: booking.userId,
+          quantity,
+          idempotencyKey: booking.idempotencyKey,
+          createdAt: now,
+        },
+        ticketIds: tickets.map((t) => t.id),
+        bookedSeats: seats.bookedSeats,
+        ...(idem ? { answer: { ...idem, ...answer, at: now } } : {}),
+      });
+      return { ...answer, replayed: false };
     });
-    if (!idem) return { status: 409, body, replayed: false };
-    const stored = await storeRefusal(this.env.DB, {
-      userId: user.id,
-      key: idem.key,
-      requestHash: idem.requestHash,
-      status: 409,
-      body,
-      now,
-    });
-    // Ours, unless a request with the same key got there first (then its answer stands).
-    const first = this.#settled({ kind: 'answered', ...stored }, idem);
-    if (!first) throw new Error('a stored answer settled nothing');
-    return { ...first, replayed: first.body !== body };
   }
 
-  async #cancel(user: PublicUser, bookingId: string) {
-    const database = db(this.env.DB);
-    const event = await this.#state.current();
-    const found = await findBooking(database, bookingId);
-    if (!found || found.booking.eventId !== this.channelId) {
-      throw new ChannelError(ErrorCode.bookingNotFound, 'no such booking', 404);
-    }
+  #cancel(user: PublicUser, bookingId: string) {
+    const { inventory, bookings } = this.#parts;
+    const event = inventory.event();
+    const found = bookings.find(bookingId);
+    if (!found) throw new ChannelError(ErrorCode.bookingNotFound, 'no such booking', 404);
     const { booking, tickets } = found;
     const manager = canManage(event, user);
     if (booking.userId !== user.id && !manager) {
@@ -273,28 +263,28 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
       );
     }
     const now = Date.now();
-    const seats = await commitCancel(this.env.DB, {
-      eventId: this.channelId,
-      bookingId,
-      quantity: booking.quantity,
-      by: user.id,
-      now,
+    return commitChange(this.kit, (tx) => {
+      bookings.cancel(bookingId, user.id, now);
+      const seats = inventory.give(booking.quantity);
+      tx.publish({
+        type: 'booking.cancelled',
+        eventId: this.channelId,
+        bookingId,
+        quantity: booking.quantity,
+        ...seats,
+      });
+      mirror(tx, 'booking.cancelled', {
+        eventId: this.channelId,
+        bookingId,
+        by: user.id,
+        at: now,
+        bookedSeats: seats.bookedSeats,
+      });
+      const cancelled = bookingView(
+        { ...booking, status: 'cancelled', cancelledAt: now, cancelledBy: user.id },
+        tickets.map((t) => ({ ...t, status: 'cancelled' as const })),
+      );
+      return { booking: cancelled, availableSeats: seats.availableSeats };
     });
-    if (!seats) {
-      throw new ChannelError(ErrorCode.alreadyCancelled, 'this booking is already cancelled', 409);
-    }
-    this.#state.replace({ ...this.#state.loaded(), ...seats });
-    this.#state.emit({
-      type: 'booking.cancelled',
-      eventId: this.channelId,
-      bookingId,
-      quantity: booking.quantity,
-      ...this.#state.seats(),
-    });
-    const cancelled = bookingView(
-      { ...booking, status: 'cancelled', cancelledAt: now, cancelledBy: user.id },
-      tickets.map((t) => ({ ...t, status: 'cancelled' as const })),
-    );
-    return { booking: cancelled, availableSeats: this.#state.seats().availableSeats };
   }
 }

@@ -1,89 +1,99 @@
-// Event edits and the access list, for the EventRoom. An edit is broadcast as `event.updated`
-// (and `seats.updated` when the capacity moved). Each answers whether access got narrower, so
-// the room can close the sockets of watchers who lost it.
+// Event edits and the access list, committed in the event's object. An edit is broadcast as
+// `event.updated` (and `seats.updated` when the capacity moved); edits and access changes reach
+// D1 through the outbox. Each answers whether access got narrower, so the room can close the
+// sockets of watchers who lost it.
 import { ChannelError } from '../../channel/errors';
 import { findPublicUser } from '../../db/accounts';
-import {
-  type EventRow,
-  grantEventAccess,
-  revokeEventAccess,
-  updateEventRow,
-} from '../../db/events';
 import { ErrorCode, type PublicUser } from '../../protocol/core';
 import type { EventChanges, EventView } from '../../protocol/events';
-import { canManage } from './access';
-import type { EventState } from './state';
+import { type Grant, mustManage, mustSee } from './access';
+import { commitChange, mirror } from './commits';
+import type { EventParts } from './EventRoom';
+import { seatsOf } from './inventory';
 import { eventView } from './views';
 
-function mustManage(event: EventRow, user: PublicUser, what: string): void {
-  if (!canManage(event, user)) {
-    throw new ChannelError(
-      ErrorCode.forbidden,
-      `only the event's organiser or an admin may ${what}`,
-      403,
-    );
-  }
+/** The event as the caller may manage it: 404, 401/403 for a private one, then 403 `forbidden`. */
+function managed({ inventory, access }: EventParts, user: PublicUser, what: string) {
+  const event = inventory.event();
+  mustSee(event, user, access);
+  mustManage(event, user, what);
+  return event;
 }
 
-export async function updateEvent(
-  state: EventState,
-  d1: D1Database,
+export function updateEvent(
+  parts: EventParts,
   user: PublicUser,
   changes: EventChanges,
-): Promise<{ event: EventView; narrowed: boolean }> {
-  const before = await state.current();
-  mustManage(before, user, 'change it');
+): { event: EventView; narrowed: boolean } {
+  const before = managed(parts, user, 'change it');
   const changed = (Object.keys(changes) as (keyof EventChanges)[]).filter(
     (k) => changes[k] !== undefined && changes[k] !== before[k],
   );
   if (changed.length === 0) return { event: eventView(before), narrowed: false };
-  const row = await updateEventRow(d1, state.eventId, changes, Date.now());
-  if (!row) {
-    const fresh = await state.resync();
-    throw new ChannelError(
-      ErrorCode.capacityBelowBooked,
-      `${fresh.bookedSeats} seats are booked; capacity cannot go below that`,
-      409,
-    );
-  }
-  state.replace(row);
-  state.emit({ type: 'event.updated', event: eventView(row), changed });
-  if (changed.includes('capacity')) {
-    state.emit({
-      type: 'seats.updated',
-      eventId: state.eventId,
-      reason: 'capacity_changed',
-      ...state.seats(),
+  const { inventory, kit } = parts;
+  const row = commitChange(kit, (tx) => {
+    const edited = inventory.edit(changes, Date.now());
+    if (!edited) {
+      throw new ChannelError(
+        ErrorCode.capacityBelowBooked,
+        `${before.bookedSeats} seats are booked; capacity cannot go below that`,
+        409,
+      );
+    }
+    tx.publish({ type: 'event.updated', event: eventView(edited), changed });
+    if (changed.includes('capacity')) {
+      tx.publish({
+        type: 'seats.updated',
+        eventId: edited.id,
+        reason: 'capacity_changed',
+        ...seatsOf(edited),
+      });
+    }
+    mirror(tx, 'event.updated', {
+      id: edited.id,
+      title: edited.title,
+      description: edited.description,
+      venue: edited.venue,
+      startsAt: edited.startsAt,
+      capacity: edited.capacity,
+      bookedSeats: edited.bookedSeats,
+      visibility: edited.visibility,
+      updatedAt: edited.updatedAt,
     });
-  }
+    return edited;
+  });
   const narrowed = before.visibility === 'public' && row.visibility === 'private';
   return { event: eventView(row), narrowed };
 }
 
-export async function grantAccess(
-  state: EventState,
-  d1: D1Database,
-  user: PublicUser,
-  userId: string,
-) {
-  mustManage(await state.current(), user, 'manage its access list');
-  if (!(await findPublicUser(d1, userId))) {
-    throw new ChannelError(ErrorCode.userNotFound, 'no such user', 404);
-  }
-  const created = await grantEventAccess(d1, state.eventId, userId, Date.now());
-  return { eventId: state.eventId, userId, created };
+export function accessList(parts: EventParts, user: PublicUser) {
+  managed(parts, user, 'see its access list');
+  return { eventId: parts.inventory.eventId, access: parts.access.list() };
 }
 
-export async function revokeAccess(
-  state: EventState,
-  d1: D1Database,
-  user: PublicUser,
-  userId: string,
-) {
-  const event = await state.current();
-  mustManage(event, user, 'manage its access list');
-  if (!(await revokeEventAccess(d1, state.eventId, userId))) {
-    throw new ChannelError(ErrorCode.notFound, 'that user is not on the access list', 404);
+export async function grantAccess(parts: EventParts, user: PublicUser, userId: string) {
+  managed(parts, user, 'manage its access list');
+  if (!(await findPublicUser(parts.kit.env.DB, userId))) {
+    throw new ChannelError(ErrorCode.userNotFound, 'no such user', 404);
   }
-  return { eventId: state.eventId, userId, narrowed: event.visibility === 'private' };
+  const { eventId } = parts.inventory;
+  const grant: Grant = { userId, grantedAt: Date.now() };
+  const created = commitChange(parts.kit, (tx) => {
+    if (!parts.access.grant(grant.userId, grant.grantedAt)) return false;
+    mirror(tx, 'access.granted', { eventId, ...grant });
+    return true;
+  });
+  return { eventId, userId, created };
+}
+
+export function revokeAccess(parts: EventParts, user: PublicUser, userId: string) {
+  const event = managed(parts, user, 'manage its access list');
+  const { eventId } = parts.inventory;
+  commitChange(parts.kit, (tx) => {
+    if (!parts.access.revoke(userId)) {
+      throw new ChannelError(ErrorCode.notFound, 'that user is not on the access list', 404);
+    }
+    mirror(tx, 'access.revoked', { eventId, userId });
+  });
+  return { eventId, userId, narrowed: event.visibility === 'private' };
 }

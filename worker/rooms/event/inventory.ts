@@ -1,18 +1,110 @@
-// The rules of an event's inventory, as pure functions: what a booking request's fingerprint
-// is, why a booking cannot be had, and what a stored answer means for a retry. The guarded D1
-// writes are in worker/db/bookings.ts (docs/bookings.md).
-import type { KeyState } from '../../db/bookings';
+// The event as its object holds it: one row in the object's SQLite with its capacity and
+// confirmed seats. The oversell guard lives here, twice: every change of seats is a conditional
+// update (`booked_seats + n <= capacity`), and the table itself refuses a row outside
+// 0 ≤ booked ≤ capacity, so no code path can commit an oversold event (docs/bookings.md).
+import { ChannelError } from '../../channel/errors';
+import type { EventRow } from '../../db/events';
 import { ErrorCode } from '../../protocol/core';
-import type { BookingRequest } from '../../protocol/events';
+import type { EventChanges, Seats } from '../../protocol/events';
 
-/** A stable fingerprint of the normalised request (defaults applied, key order fixed). */
-export async function requestHash(request: BookingRequest): Promise<string> {
-  const canonical = JSON.stringify({ eventId: request.eventId, quantity: request.quantity });
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+const COLUMNS = `id, organiser_id AS organiserId, title, description, venue, starts_at AS startsAt,
+  capacity, booked_seats AS bookedSeats, visibility, created_at AS createdAt, updated_at AS updatedAt`;
+
+export class Inventory {
+  constructor(
+    private readonly sql: SqlStorage,
+    readonly eventId: string,
+  ) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS ev_event (id TEXT PRIMARY KEY, organiser_id TEXT NOT NULL,
+      title TEXT NOT NULL, description TEXT NOT NULL, venue TEXT NOT NULL,
+      starts_at INTEGER NOT NULL, capacity INTEGER NOT NULL, booked_seats INTEGER NOT NULL,
+      visibility TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+      CHECK (booked_seats >= 0 AND booked_seats <= capacity))`);
+  }
+
+  /** The event; `event_not_found` before the object was seeded with one. */
+  event(): EventRow {
+    const row = this.sql
+      .exec<EventRow & Record<string, SqlStorageValue>>(`SELECT ${COLUMNS} FROM ev_event`)
+      .toArray()[0];
+    if (!row) throw new ChannelError(ErrorCode.eventNotFound, 'no such event', 404);
+    return row;
+  }
+
+  seats(): Seats {
+    return seatsOf(this.event());
+  }
+
+  /** Takes seats for a booking. Throws (rolling the caller's commit back) if they do not fit. */
+  take(quantity: number): Seats {
+    const row = this.sql
+      .exec<{ capacity: number; bookedSeats: number }>(
+        `UPDATE ev_event SET booked_seats = booked_seats + ?1 WHERE booked_seats + ?1 <= capacity
+         RETURNING capacity, booked_seats AS bookedSeats`,
+        quantity,
+      )
+      .toArray()[0];
+    if (!row) throw new Error(`event ${this.eventId}: ${quantity} seats do not fit`);
+    return seatsOf(row);
+  }
+
+  /** Gives a cancelled booking's seats back. */
+  give(quantity: number): Seats {
+    const row = this.sql
+      .exec<{ capacity: number; bookedSeats: number }>(
+        `UPDATE ev_event SET booked_seats = booked_seats - ?1
+         RETURNING capacity, booked_seats AS bookedSeats`,
+        quantity,
+      )
+      .one();
+    return seatsOf(row);
+  }
+
+  /** Applies an edit; null (nothing written) when the capacity would drop below the booked seats. */
+  edit(changes: EventChanges, now: number): EventRow | null {
+    const applied = this.sql.exec(
+      `UPDATE ev_event SET title = coalesce(?1, title), description = coalesce(?2, description),
+         venue = coalesce(?3, venue), starts_at = coalesce(?4, starts_at),
+         capacity = coalesce(?5, capacity), visibility = coalesce(?6, visibility), updated_at = ?7
+       WHERE booked_seats <= coalesce(?5, capacity) RETURNING id`,
+      changes.title ?? null,
+      changes.description ?? null,
+      changes.venue ?? null,
+      changes.startsAt ?? null,
+      changes.capacity ?? null,
+      changes.visibility ?? null,
+      now,
+    );
+    return applied.toArray().length > 0 ? this.event() : null;
+  }
+
+  /** The event as D1 had it when the object first met it (seeding). */
+  put(row: EventRow): void {
+    this.sql.exec(
+      `INSERT OR REPLACE INTO ev_event (id, organiser_id, title, description, venue, starts_at,
+         capacity, booked_seats, visibility, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      row.id,
+      row.organiserId,
+      row.title,
+      row.description,
+      row.venue,
+      row.startsAt,
+      row.capacity,
+      row.bookedSeats,
+      row.visibility,
+      row.createdAt,
+      row.updatedAt,
+    );
+  }
 }
 
-/** Why a booking cannot be had right now, judged on the room's numbers; null if it fits. */
+export function seatsOf(row: { capacity: number; bookedSeats: number }): Seats {
+  const { capacity, bookedSeats } = row;
+  return { capacity, bookedSeats, availableSeats: Math.max(0, capacity - bookedSeats) };
+}
+
+/** Why a booking cannot be had right now; null if it fits. */
 export function refusalFor(
   event: { capacity: number; bookedSeats: number; startsAt: number },
   quantity: number,
@@ -30,27 +122,4 @@ export function refusalFor(
     };
   }
   return null;
-}
-
-/** What the room or the worker does with a key's state: replay, refuse, or go ahead (null). */
-export function settle(
-  state: KeyState,
-  hash: string,
-): { kind: 'replay'; status: number; body: string } | { kind: 'reused'; message: string } | null {
-  switch (state.kind) {
-    case 'fresh':
-      return null;
-    case 'answered':
-      return state.requestHash === hash
-        ? { kind: 'replay', status: state.status, body: state.body }
-        : {
-            kind: 'reused',
-            message: 'this Idempotency-Key was already used for a different request',
-          };
-    case 'spent':
-      return {
-        kind: 'reused',
-        message: `this Idempotency-Key made booking ${state.bookingId}; use a new key for a new booking`,
-      };
-  }
 }

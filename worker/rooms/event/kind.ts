@@ -13,7 +13,7 @@ export const event = defineKind({
   presence: 'counts',
 });
 
-export { canManage, canSee } from './access';
-export type { Answer, Idempotency } from './EventRoom';
-export { refusalFor, requestHash, settle } from './inventory';
+export type { Answer, Idempotency } from './answers';
+export { bookingRequestHash } from './answers';
+export { eventOfItem } from './bookings';
 export { bookingView, eventView, ticketView } from './views';

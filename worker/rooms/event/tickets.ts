@@ -1,66 +1,72 @@
-// Ticket transfers for the EventRoom: only the current holder may hand a valid ticket on.
+// Ticket transfers, committed in the event's object: only the current holder may hand a valid
+// ticket on, and only to someone who may see the event. Watchers hear `ticket.transferred`
+// without names; D1 gets the new holder and the transfer record through the outbox.
 import { ChannelError } from '../../channel/errors';
 import { findPublicUser } from '../../db/accounts';
-import { commitTransfer } from '../../db/bookings';
-import { db } from '../../db/client';
-import { findTicket } from '../../db/events';
+import type { TicketRow } from '../../db/events';
 import { ErrorCode, type PublicUser } from '../../protocol/core';
 import { canSee } from './access';
-import type { EventState } from './state';
+import { commitChange, mirror } from './commits';
+import type { EventParts } from './EventRoom';
 import { ticketView } from './views';
 
-export async function transferTicket(
-  scope: EventState,
-  d1: D1Database,
-  user: PublicUser,
-  ticketId: string,
-  toUserId: string,
-) {
-  const database = db(d1);
-  const event = await scope.current();
-  const ticket = await findTicket(database, ticketId);
-  if (!ticket || ticket.eventId !== scope.eventId) {
-    throw new ChannelError(ErrorCode.ticketNotFound, 'no such ticket', 404);
-  }
+/** The ticket, if `user` may hand it on now. */
+function transferable({ bookings }: EventParts, user: PublicUser, ticketId: string): TicketRow {
+  const ticket = bookings.ticket(ticketId);
+  if (!ticket) throw new ChannelError(ErrorCode.ticketNotFound, 'no such ticket', 404);
   if (ticket.holderId !== user.id) {
     throw new ChannelError(ErrorCode.notHolder, "only the ticket's holder may transfer it", 403);
   }
   if (ticket.status !== 'valid') {
     throw new ChannelError(ErrorCode.ticketCancelled, 'this ticket was cancelled', 409);
   }
+  return ticket;
+}
+
+export async function transferTicket(
+  parts: EventParts,
+  user: PublicUser,
+  ticketId: string,
+  toUserId: string,
+) {
+  transferable(parts, user, ticketId);
   if (toUserId === user.id) {
     throw new ChannelError(ErrorCode.invalidBody, 'you already hold this ticket', 400);
   }
-  const to = await findPublicUser(d1, toUserId);
+  const to = await findPublicUser(parts.kit.env.DB, toUserId);
   if (!to) throw new ChannelError(ErrorCode.userNotFound, 'no such recipient', 404);
+  // Decided again after the await: another transfer of this ticket may have committed meanwhile.
+  const ticket = transferable(parts, user, ticketId);
   // The organiser decides who may attend a private event; a transfer cannot widen the list.
-  if (!(await canSee(database, event, to))) {
+  if (!canSee(parts.inventory.event(), to, parts.access)) {
     throw new ChannelError(
       ErrorCode.eventAccessDenied,
       'the recipient has no access to this private event',
       403,
     );
   }
-  const now = Date.now();
-  const transferId = crypto.randomUUID();
-  const moved = await commitTransfer(d1, {
+  const transfer = {
+    id: crypto.randomUUID(),
     ticketId,
     fromUserId: user.id,
     toUserId,
-    transferId,
-    now,
-  });
-  if (!moved) {
-    throw new ChannelError(ErrorCode.conflict, 'the ticket changed meanwhile; try again', 409);
-  }
-  scope.emit({
-    type: 'ticket.transferred',
-    eventId: scope.eventId,
-    ticketId,
-    bookingId: ticket.bookingId,
-  });
-  return {
-    ticket: ticketView({ ...ticket, holderId: toUserId }),
-    transfer: { id: transferId, ticketId, fromUserId: user.id, toUserId, transferredAt: now },
+    transferredAt: Date.now(),
   };
+  commitChange(parts.kit, (tx) => {
+    parts.bookings.moveTicket(ticketId, user.id, toUserId);
+    tx.publish({
+      type: 'ticket.transferred',
+      eventId: parts.inventory.eventId,
+      ticketId,
+      bookingId: ticket.bookingId,
+    });
+    mirror(tx, 'ticket.transferred', {
+      transferId: transfer.id,
+      ticketId,
+      fromUserId: user.id,
+      toUserId,
+      at: transfer.transferredAt,
+    });
+  });
+  return { ticket: ticketView({ ...ticket, holderId: toUserId }), transfer };
 }
