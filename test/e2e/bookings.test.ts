@@ -53,6 +53,25 @@ async function book(user: E2EUser, eventId: string, key: string): Promise<Answer
   };
 }
 
+/** Waits (at most 10 s) until D1's event listing shows the event's committed seats. */
+async function untilD1Has(eventId: string, bookedSeats: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    let cursor: string | null = null;
+    let seen: number | undefined;
+    do {
+      const res: {
+        body: { events: { id: string; bookedSeats: number }[]; nextCursor: string | null };
+      } = await api(`/api/events?limit=100${cursor ? `&after=${cursor}` : ''}`);
+      seen ??= res.body.events.find((e) => e.id === eventId)?.bookedSeats;
+      cursor = res.body.nextCursor;
+    } while (cursor && seen === undefined);
+    if (seen === bookedSeats) return;
+    if (Date.now() > deadline) throw new Error('D1 did not catch up with the event');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const lastSeats = (frames: Frame[]) =>
   frames.filter((f) => typeof f.availableSeats === 'number').at(-1)?.availableSeats;
 
@@ -143,6 +162,8 @@ describe('booking an event with 50 seats under load', () => {
     expect(event.body.event).toMatchObject({ availableSeats: 0, bookedSeats: SEATS });
 
     // What the users hold agrees: 50 confirmed bookings in all, the same ones that were answered.
+    // `/api/me/bookings` reads D1, which follows the event's object (docs/bookings.md).
+    await untilD1Has(eventId, SEATS);
     const held = await inBatches(USERS, 20, (i) =>
       api<{ bookings: { id: string; eventId: string; status: string }[] }>('/api/me/bookings', {
         token: (users[i] as E2EUser).token,

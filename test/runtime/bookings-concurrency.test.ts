@@ -1,10 +1,25 @@
 // Bookings never oversell (DESIGN.md invariant 1): under parallel load through the worker, with
-// cancellations racing bookings, and against the D1 guard directly — it refuses a stale or an
-// oversized booking and rolls back a half-written one, whatever the room believes.
+// cancellations racing bookings, across an eviction mid-stream, and at the guard in the event's
+// object itself — its table refuses an oversold count, a half-written booking rolls back whole,
+// and D1 (a copy) cannot move the seats it sells.
+import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { commitBooking } from '../../worker/db/bookings';
-import type { EventWelcome, SeatsUpdatedEvent } from '../../worker/protocol/events';
-import { book, booked, createEvent, type ErrorBody, ledger } from './event-fixtures';
+import type {
+  BookingCreatedEvent,
+  BookingCreatedResponse,
+  EventWelcome,
+} from '../../worker/protocol/events';
+import type { EventRoom } from '../../worker/rooms/event/EventRoom';
+import {
+  book,
+  booked,
+  createEvent,
+  type ErrorBody,
+  eventOf,
+  ledger,
+  roomOf,
+  settled,
+} from './event-fixtures';
 import { api, connect, env, register, type TestUser } from './helpers';
 
 let organiser: TestUser;
@@ -113,75 +128,117 @@ describe('parallel bookings', () => {
   });
 });
 
-describe('the guard in D1', () => {
-  const base = (eventId: string, userId: string) => ({
-    eventId,
-    bookingId: crypto.randomUUID(),
-    ticketIds: [crypto.randomUUID()],
-    userId,
-    quantity: 1,
-    now: Date.now(),
-  });
-
-  it('writes nothing when the count it was given is stale (a second writer could not oversell)', async () => {
+describe('the guard in the object', () => {
+  it('refuses, in the table itself, a seat count above capacity or below zero', async () => {
     const event = await createEvent(organiser, { capacity: 2 });
-    const user = userAt(0).id;
-    expect(await commitBooking(env.DB, { ...base(event.id, user), expectedBooked: 0 })).toBe(1);
-    // Another writer that still believes nothing is booked.
-    expect(await commitBooking(env.DB, { ...base(event.id, user), expectedBooked: 0 })).toBeNull();
-    expect(await ledger(event.id)).toMatchObject({
-      bookedSeats: 1,
-      confirmedSeats: 1,
-      validTickets: 1,
-    });
+    await booked(userAt(0), event.id, 2);
+    // A writer that skipped every check (there is none) still could not oversell or undersell.
+    const attempts = await runInDurableObject(roomOf(event.id), (_room: EventRoom, state) =>
+      ['capacity + 1', '-1'].map((value) => {
+        try {
+          state.storage.sql.exec(`UPDATE ev_event SET booked_seats = ${value}`);
+          return 'written';
+        } catch (err) {
+          return String(err);
+        }
+      }),
+    );
+    for (const a of attempts) expect(a).toMatch(/constraint/i);
+    expect((await eventOf(event.id)).bookedSeats).toBe(2);
+    expect(await ledger(event.id)).toMatchObject({ bookedSeats: 2, confirmedSeats: 2 });
   });
 
-  it('writes nothing when the seats do not fit, even with the right count', async () => {
-    const event = await createEvent(organiser, { capacity: 2 });
-    const user = userAt(0).id;
-    const tooMany = {
-      ...base(event.id, user),
-      quantity: 3,
-      ticketIds: [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()],
-      expectedBooked: 0,
-    };
-    expect(await commitBooking(env.DB, tooMany)).toBeNull();
-    expect(await ledger(event.id)).toMatchObject({ bookedSeats: 0, bookings: [], tickets: [] });
-  });
-
-  it('rolls the whole booking back when a later statement fails (the key was taken)', async () => {
+  it('rolls the whole booking back when a later write fails, and keeps nothing under its key', async () => {
     const event = await createEvent(organiser, { capacity: 5 });
-    const user = userAt(1).id;
-    const idempotency = { key: crypto.randomUUID(), requestHash: 'h', status: 201, body: '{}' };
-    await env.DB.prepare(
-      `INSERT INTO idempotency_keys (user_id, scope, key, request_hash, response_status, response_body, created_at)
-       VALUES (?, 'booking', ?, 'other', 201, '{}', ?)`,
-    )
-      .bind(user, idempotency.key, Date.now())
-      .run();
-    await expect(
-      commitBooking(env.DB, { ...base(event.id, user), expectedBooked: 0, idempotency }),
-    ).rejects.toThrow(/constraint/i);
-    expect(await ledger(event.id)).toMatchObject({ bookedSeats: 0, bookings: [], tickets: [] });
+    const watcher = await watch(event.id);
+    const user = userAt(1);
+    // Every ticket insert fails: the seats were already taken and the booking written.
+    await runInDurableObject(roomOf(event.id), (_room: EventRoom, state) => {
+      state.storage.sql.exec(
+        "CREATE TRIGGER refuse_tickets BEFORE INSERT ON ev_tickets BEGIN SELECT RAISE(ABORT, 'refused (test)'); END",
+      );
+    });
+    const key = crypto.randomUUID();
+    const failed = await book(user, { eventId: event.id, quantity: 2 }, key);
+    expect(failed.status).toBe(500);
+    const kept = await runInDurableObject(roomOf(event.id), (room: EventRoom, state) => {
+      const one = (q: string) => state.storage.sql.exec<{ n: number }>(q).one().n;
+      state.storage.sql.exec('DROP TRIGGER refuse_tickets');
+      return {
+        booked: one('SELECT booked_seats AS n FROM ev_event'),
+        bookings: one('SELECT COUNT(*) AS n FROM ev_bookings'),
+        answers: one('SELECT COUNT(*) AS n FROM ev_answers'),
+        outbox: room.stats().outboxPending,
+        seq: room.stats().seq,
+      };
+    });
+    expect(kept).toEqual({ booked: 0, bookings: 0, answers: 0, outbox: 0, seq: 0 });
+    // Nothing was stored under the key, so the retry books for real, and watchers see it once.
+    const retry = await book(user, { eventId: event.id, quantity: 2 }, key);
+    expect(retry).toMatchObject({ status: 201, replayed: false });
+    expect(await watcher.socket.next<BookingCreatedEvent>('booking.created')).toMatchObject({
+      seq: 1,
+      bookedSeats: 2,
+    });
+    expect(await ledger(event.id)).toMatchObject({ bookedSeats: 2, validTickets: 2 });
+    watcher.socket.close();
   });
 
-  it('resynchronises the room from D1, tells watchers, and still refuses what does not fit', async () => {
+  it('keeps its own count when D1 is changed behind its back, and D1 takes the count back', async () => {
     const event = await createEvent(organiser, { capacity: 5 });
     await booked(userAt(0), event.id, 1);
     const watcher = await watch(event.id);
-    // Someone writes to D1 behind the room's back: the room still believes 4 seats are left.
+    await settled(event.id);
+    // D1 is a copy: someone writing to it does not move the seats the object sells.
     await env.DB.prepare('UPDATE events SET booked_seats = booked_seats + 3 WHERE id = ?')
       .bind(event.id)
       .run();
-    const refused = await book(userAt(1), { eventId: event.id, quantity: 2 });
-    expect(refused.status).toBe(409);
-    expect((JSON.parse(refused.text) as ErrorBody).error.code).toBe('insufficient_seats');
-    const resync = await watcher.socket.next<SeatsUpdatedEvent>('seats.updated');
-    expect(resync).toMatchObject({ reason: 'resync', bookedSeats: 4, availableSeats: 1 });
-    expect((await book(userAt(1), { eventId: event.id, quantity: 1 })).status).toBe(201);
-    expect((await ledger(event.id)).bookedSeats).toBe(5);
-    await watcher.socket.next('booking.created');
-    expect(watcher.lastAvailable()).toBe(0);
+    expect((await book(userAt(1), { eventId: event.id, quantity: 4 })).status).toBe(201);
+    const refused = await book(userAt(2), { eventId: event.id, quantity: 1 });
+    expect((JSON.parse(refused.text) as ErrorBody).error.code).toBe('sold_out');
+    expect(await watcher.socket.next<BookingCreatedEvent>('booking.created')).toMatchObject({
+      bookedSeats: 5,
+      availableSeats: 0,
+    });
+    // The next write from the outbox carries the absolute count.
+    expect(await ledger(event.id)).toMatchObject({ bookedSeats: 5, confirmedSeats: 5 });
     watcher.socket.close();
+  });
+
+  it('confirms exactly the capacity when the object is evicted mid-stream; a retry with its key tells each attempt its outcome', async () => {
+    const event = await createEvent(organiser, { capacity: 20 });
+    const attempts = Array.from({ length: 60 }, (_, i) => ({
+      user: userAt(i),
+      key: crypto.randomUUID(),
+    }));
+    const attempt = (a: (typeof attempts)[number]) =>
+      book(a.user, { eventId: event.id }, a.key).catch(() => null);
+    // Twelve book, then the object is evicted while the next 48 arrive.
+    const before = await Promise.all(attempts.slice(0, 12).map(attempt));
+    const [, ...during] = await Promise.all([
+      evictDurableObject(roomOf(event.id)),
+      ...attempts.slice(12).map(attempt),
+    ]);
+    const firsts = [...before, ...during];
+    // An attempt cut off by the eviction may or may not have committed: its key says which.
+    const finals = await Promise.all(
+      attempts.map((a, i) => {
+        const first = firsts[i];
+        return first && (first.status === 201 || first.status === 409)
+          ? first
+          : book(a.user, { eventId: event.id }, a.key);
+      }),
+    );
+    for (const f of finals) expect([201, 409]).toContain(f.status);
+    const wins = finals.filter((f) => f.status === 201);
+    expect(wins).toHaveLength(20);
+    const ids = new Set(wins.map((w) => (JSON.parse(w.text) as BookingCreatedResponse).booking.id));
+    expect(ids.size).toBe(20);
+    expect(await ledger(event.id)).toMatchObject({
+      bookedSeats: 20,
+      confirmedSeats: 20,
+      validTickets: 20,
+    });
+    expect((await eventOf(event.id)).availableSeats).toBe(0);
   });
 });

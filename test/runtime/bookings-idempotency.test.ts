@@ -7,7 +7,15 @@ import worker from '../../worker/index';
 import type { BookingCreatedEvent } from '../../worker/protocol/events';
 import type { EventRoom } from '../../worker/rooms/event/EventRoom';
 import { event as eventKind } from '../../worker/rooms/event/kind';
-import { book, booked, createEvent, type ErrorBody, ledger } from './event-fixtures';
+import {
+  ageBookingKey,
+  book,
+  booked,
+  createEvent,
+  type ErrorBody,
+  ledger,
+  settled,
+} from './event-fixtures';
 import { api, connect, env, register, type TestUser, unique } from './helpers';
 
 const HOUR = 60 * 60 * 1000;
@@ -58,10 +66,11 @@ describe('retrying with the same Idempotency-Key', () => {
     watcher.close();
   });
 
-  it('stores the answer in D1 with the booking, under the user and the booking scope', async () => {
+  it('copies the answer to D1 with the booking, under the user and the booking scope', async () => {
     const event = await createEvent(organiser);
     const key = unique('key');
     const first = await book(alice, { eventId: event.id, quantity: 1 }, key);
+    await settled(event.id);
     const rows = await storedKeys(alice.id, key);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({
@@ -203,13 +212,12 @@ describe('how long keys are kept', () => {
     const taken = await booked(bob, event.id, 1);
     const key = unique('key');
     expect((await book(alice, { eventId: event.id }, key)).status).toBe(409);
-    await env.DB.prepare('UPDATE idempotency_keys SET created_at = ? WHERE user_id = ? AND key = ?')
-      .bind(Date.now() - 25 * HOUR, alice.id, key)
-      .run();
+    await ageBookingKey(event.id, alice.id, key, 25 * HOUR);
     await api(`/api/bookings/${taken.id}`, { method: 'DELETE', token: bob.token });
     const again = await book(alice, { eventId: event.id }, key);
     expect(again.status).toBe(201);
     expect(again.replayed).toBe(false);
+    await settled(event.id);
     const rows = await storedKeys(alice.id, key);
     expect(rows.map((r) => r.response_status)).toEqual([201]);
   });
@@ -219,9 +227,7 @@ describe('how long keys are kept', () => {
     const key = unique('key');
     const first = await book(alice, { eventId: event.id }, key);
     const bookingId = (JSON.parse(first.text) as { booking: { id: string } }).booking.id;
-    await env.DB.prepare('UPDATE idempotency_keys SET created_at = ? WHERE user_id = ? AND key = ?')
-      .bind(Date.now() - 25 * HOUR, alice.id, key)
-      .run();
+    await ageBookingKey(event.id, alice.id, key, 25 * HOUR);
     const late = await book(alice, { eventId: event.id }, key);
     expect(late.status).toBe(422);
     const { error } = JSON.parse(late.text) as ErrorBody;
@@ -241,6 +247,7 @@ describe('how long keys are kept', () => {
       .run();
     const fresh = unique('fresh');
     expect((await book(alice, { eventId: event.id }, fresh)).status).toBe(201);
+    await settled(event.id);
     // Idle means asleep: the booking leaves the room no timer to wake it for pruning.
     const tasks = await runInDurableObject(room(event.id), (_: EventRoom, state) =>
       state.storage.sql

@@ -3,7 +3,7 @@
 // ticket cannot be voided by the original booker.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TicketView } from '../../worker/protocol/events';
-import { booked, createEvent, errorOf, ledger, ticketsOf } from './event-fixtures';
+import { booked, createEvent, errorOf, ledger, settled, ticketsOf } from './event-fixtures';
 import { api, register, type TestUser } from './helpers';
 
 let organiser: TestUser;
@@ -53,6 +53,7 @@ describe('transferring a ticket', () => {
     expect(body.ticket).toMatchObject({ id: ticket.id, holderId: bob.id, status: 'valid' });
     expect(body.transfer).toMatchObject({ fromUserId: alice.id, toUserId: bob.id });
 
+    await settled(event.id);
     const bobs = await ticketsOf(bob);
     const mine = bobs.find((t) => t.id === ticket.id);
     expect(mine).toMatchObject({ holderId: bob.id, event: { id: event.id, title: event.title } });
@@ -64,9 +65,10 @@ describe('transferring a ticket', () => {
   });
 
   it('keeps the whole history when a ticket changes hands twice', async () => {
-    const { ticket } = await aTicket(alice);
+    const { event, ticket } = await aTicket(alice);
     expect((await transfer(ticket.id, alice, { toUserId: bob.id })).status).toBe(200);
     expect((await transfer(ticket.id, bob, { toUserId: carol.id })).status).toBe(200);
+    await settled(event.id);
     const held = (await ticketsOf(carol)).find((t) => t.id === ticket.id);
     expect(held?.transfers.map((t) => [t.fromUserId, t.toUserId])).toEqual([
       [alice.id, bob.id],
@@ -95,6 +97,7 @@ describe('transferring a ticket', () => {
     ]);
     expect(answers.map((r) => r.status).sort()).toEqual([200, 403]);
     const holder = await holderOf(ticket.id, event.id);
+    await settled(event.id);
     const held = (await ticketsOf(holder === bob.id ? bob : carol)).find((t) => t.id === ticket.id);
     expect(held?.transfers).toHaveLength(1);
   });
@@ -179,6 +182,7 @@ describe('cancelling a booking whose tickets moved', () => {
     });
     expect(res.status).toBe(200);
     expect(await ledger(event.id)).toMatchObject({ bookedSeats: 0, validTickets: 0 });
+    await settled(event.id);
     expect((await ticketsOf(bob)).find((t) => t.id === moved.id)?.status).toBe('cancelled');
   });
 });

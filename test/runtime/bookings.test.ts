@@ -11,6 +11,7 @@ import {
   errorOf,
   eventOf,
   ledger,
+  settled,
 } from './event-fixtures';
 import { api, register, type TestUser } from './helpers';
 
@@ -184,6 +185,7 @@ describe('booking seats', () => {
     const event = await createEvent(organiser);
     const a = await booked(me, event.id, 2);
     const b = await booked(me, event.id, 1);
+    await settled(event.id);
     const res = await api('/api/me/bookings', { token: me.token });
     const { bookings } = (await res.json()) as { bookings: BookingView[] };
     expect(bookings.map((x) => x.id).sort()).toEqual([a.id, b.id].sort());

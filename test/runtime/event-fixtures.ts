@@ -1,11 +1,16 @@
-// Fixtures for the event, booking and ticket tests: create events, book, read D1 directly.
+// Fixtures for the event, booking and ticket tests: create events, book, read D1 directly (after
+// the event's object has written its outbox: D1 follows the object, docs/bookings.md).
+import { runInDurableObject } from 'cloudflare:test';
 import type {
   BookingCreatedResponse,
   BookingView,
   EventView,
   TicketView,
 } from '../../worker/protocol/events';
-import { api, env, type TestUser, unique } from './helpers';
+import type { EventRoom } from '../../worker/rooms/event/EventRoom';
+import type { KeyClaims } from '../../worker/rooms/event/KeyClaims';
+import { event as eventKind } from '../../worker/rooms/event/kind';
+import { api, drained, env, type TestUser, unique } from './helpers';
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -87,8 +92,44 @@ export async function ticketsOf(user: TestUser) {
   ).tickets;
 }
 
-/** What D1 holds for an event: the counter and the rows behind it. */
+/** The event's object (the one commit point of its inventory). */
+export function roomOf(eventId: string): DurableObjectStub<EventRoom> {
+  return eventKind.stub(env, eventId) as DurableObjectStub<EventRoom>;
+}
+
+/** Waits until D1 has everything the event's object committed (its outbox is empty). */
+export function settled(eventId: string): Promise<void> {
+  return drained(roomOf(eventId));
+}
+
+/**
+ * Makes a stored booking answer `ms` older everywhere it is kept: in the event's object, in the
+ * user's key claim, and D1's copy.
+ */
+export async function ageBookingKey(eventId: string, userId: string, key: string, ms: number) {
+  await runInDurableObject(roomOf(eventId), (_room: EventRoom, state) => {
+    state.storage.sql.exec(
+      'UPDATE ev_answers SET at = at - ? WHERE user_id = ? AND key = ?',
+      ms,
+      userId,
+      key,
+    );
+  });
+  const claims = env.KEY_CLAIMS.get(env.KEY_CLAIMS.idFromName(`keys:${userId}`));
+  await runInDurableObject(claims, (_claims: KeyClaims, state) => {
+    state.storage.sql.exec('UPDATE key_claims SET at = at - ? WHERE key = ?', ms, key);
+  });
+  await settled(eventId);
+  await env.DB.prepare(
+    'UPDATE idempotency_keys SET created_at = created_at - ? WHERE user_id = ? AND key = ?',
+  )
+    .bind(ms, userId, key)
+    .run();
+}
+
+/** What D1 holds for an event: the counter and the rows behind it, once D1 has caught up. */
 export async function ledger(eventId: string) {
+  await settled(eventId);
   const event = await env.DB.prepare('SELECT capacity, booked_seats FROM events WHERE id = ?')
     .bind(eventId)
     .first<{ capacity: number; booked_seats: number }>();

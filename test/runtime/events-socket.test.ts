@@ -171,7 +171,7 @@ describe('watching an event', () => {
 });
 
 describe('private events', () => {
-  it('refuses anonymous (401) and unlisted (403) sockets before the room is reached', async () => {
+  it('refuses anonymous (401) and unlisted (403) sockets at the room, which keeps the access list', async () => {
     const event = await createEvent(organiser, {
       visibility: 'private',
       accessUserIds: [alice.id],
@@ -191,7 +191,7 @@ describe('private events', () => {
     }
   });
 
-  it('is checked again by the room itself for a request that skipped the worker', async () => {
+  it('is checked by the room itself for a request that skipped the worker', async () => {
     const event = await createEvent(organiser, { visibility: 'private' });
     const request = new Request(`${BASE}/ws/events/${event.id}`, {
       headers: { upgrade: 'websocket' },
@@ -267,7 +267,7 @@ describe('resume and eviction', () => {
     again.close();
   });
 
-  it('reloads its seats from D1 after an eviction and keeps counting from there', async () => {
+  it('keeps its seats in its own storage across an eviction and keeps counting from there', async () => {
     const event = await createEvent(organiser, { capacity: 6 });
     const socket = await connect(`/ws/events/${event.id}`);
     const welcome = await socket.next<EventWelcome>('welcome');

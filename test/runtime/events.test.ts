@@ -1,7 +1,7 @@
 // Events over REST: who may create and change them, what each caller may see, bad input.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EventView } from '../../worker/protocol/events';
-import { booked, createEvent, DAY_MS, errorOf, eventOf, ledger } from './event-fixtures';
+import { booked, createEvent, DAY_MS, errorOf, eventOf, ledger, settled } from './event-fixtures';
 import { api, env, register, type TestUser } from './helpers';
 
 let organiser: TestUser;
@@ -119,6 +119,8 @@ describe('reading events', () => {
     const event = await createEvent(organiser, { capacity: 5 });
     const booking = await booked(listener, event.id, 3);
     expect((await eventOf(event.id)).availableSeats).toBe(2);
+    // Listings read D1, which follows the event's object (docs/bookings.md, "D1 follows").
+    await settled(event.id);
     const list = await api('/api/events?limit=100');
     const listed = ((await list.json()) as { events: EventView[] }).events;
     // The list is ordered by start time; this event is far in the future, so page through.
