@@ -4,12 +4,14 @@
 // booked before this release is copied from D1 once.
 import { evictDurableObject, runInDurableObject } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { issueToken } from '../../worker/auth/tokens';
 import type { BookingCreatedEvent, BookingCreatedResponse } from '../../worker/protocol/events';
 import { bookingRequestHash } from '../../worker/rooms/event/answers';
 import type { EventRoom } from '../../worker/rooms/event/EventRoom';
 import {
   book,
   booked,
+  claimsOf,
   createEvent,
   DAY_MS,
   type ErrorBody,
@@ -142,9 +144,13 @@ describe('the commit point is the object', () => {
     const first = await book(alice, { eventId: a.id }, key);
     const bookingId = (JSON.parse(first.text) as BookingCreatedResponse).booking.id;
     await settled(a.id);
-    const claims = env.KEY_CLAIMS.get(env.KEY_CLAIMS.idFromName(`keys:${alice.id}`));
-    await runInDurableObject(claims, (_c, state) => {
-      state.storage.sql.exec('UPDATE key_claims SET at = at - ? WHERE key = ?', 25 * 3600_000, key);
+    await runInDurableObject(claimsOf(alice.id), (_c, state) => {
+      state.storage.sql.exec(
+        'UPDATE key_claims SET at = at - ? WHERE user_id = ? AND key = ?',
+        25 * 3600_000,
+        alice.id,
+        key,
+      );
     });
     const late = await book(alice, { eventId: b.id }, key);
     expect(late.status).toBe(422);
@@ -202,11 +208,31 @@ describe("a private event's access list lives in its object", () => {
 
 describe('an event booked before this release', () => {
   /**
-   * Writes an event the way the release that committed bookings in D1 left it, booked by users
-   * who have not booked since (their key history is read from D1 on their first keyed booking).
+   * A user of the release before, whose keys' shard has not been asked yet: it reads them from
+   * D1 on its first claim.
    */
+  async function legacyUser(): Promise<TestUser> {
+    const used = await env.DB.prepare('SELECT DISTINCT substr(id, 1, 2) AS p FROM users').all<{
+      p: string;
+    }>();
+    const taken = new Set(used.results.map((r) => r.p));
+    const hex = '0123456789abcdef';
+    const prefix = [...hex].flatMap((a) => [...hex].map((b) => a + b)).find((p) => !taken.has(p));
+    const user = { id: `${prefix}${crypto.randomUUID().slice(2)}`, name: 'Old', role: 'listener' };
+    await env.DB.prepare(
+      `INSERT INTO users (id, email, password_hash, display_name, role, created_at)
+       VALUES (?, ?, 'x', ?, 'listener', ?)`,
+    )
+      .bind(user.id, `${user.id}@example.test`, user.name, Date.now())
+      .run();
+    const { token } = await issueToken({ ...user, role: 'listener' }, env.JWT_SECRET);
+    return { ...user, email: `${user.id}@example.test`, token };
+  }
+
+  /** Writes an event the way the release that committed bookings in D1 left it. */
   async function legacyEvent() {
-    const [alice, bob] = await Promise.all([register('listener'), register('listener')]);
+    const alice = await legacyUser();
+    const bob = await legacyUser();
     const id = crypto.randomUUID();
     const now = Date.now();
     const booking = { id: crypto.randomUUID(), ticket: crypto.randomUUID(), key: unique('old') };

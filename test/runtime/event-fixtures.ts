@@ -8,7 +8,7 @@ import type {
   TicketView,
 } from '../../worker/protocol/events';
 import type { EventRoom } from '../../worker/rooms/event/EventRoom';
-import type { KeyClaims } from '../../worker/rooms/event/KeyClaims';
+import { type KeyClaims, shardOf } from '../../worker/rooms/event/KeyClaims';
 import { event as eventKind } from '../../worker/rooms/event/kind';
 import { api, drained, env, type TestUser, unique } from './helpers';
 
@@ -97,6 +97,11 @@ export function roomOf(eventId: string): DurableObjectStub<EventRoom> {
   return eventKind.stub(env, eventId) as DurableObjectStub<EventRoom>;
 }
 
+/** The KeyClaims shard that holds a user's booking keys. */
+export function claimsOf(userId: string): DurableObjectStub<KeyClaims> {
+  return env.KEY_CLAIMS.get(env.KEY_CLAIMS.idFromName(`keys:${shardOf(userId)}`));
+}
+
 /** Waits until D1 has everything the event's object committed (its outbox is empty). */
 export function settled(eventId: string): Promise<void> {
   return drained(roomOf(eventId));
@@ -115,9 +120,13 @@ export async function ageBookingKey(eventId: string, userId: string, key: string
       key,
     );
   });
-  const claims = env.KEY_CLAIMS.get(env.KEY_CLAIMS.idFromName(`keys:${userId}`));
-  await runInDurableObject(claims, (_claims: KeyClaims, state) => {
-    state.storage.sql.exec('UPDATE key_claims SET at = at - ? WHERE key = ?', ms, key);
+  await runInDurableObject(claimsOf(userId), (_claims: KeyClaims, state) => {
+    state.storage.sql.exec(
+      'UPDATE key_claims SET at = at - ? WHERE user_id = ? AND key = ?',
+      ms,
+      userId,
+      key,
+    );
   });
   await settled(eventId);
   await env.DB.prepare(

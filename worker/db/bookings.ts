@@ -3,7 +3,7 @@
 // idempotent writers below, for queries across events (`/api/me/*`, admin views). Also here: what
 // an object reads once to seed itself from bookings made before it kept its own, and the lists
 // their holders see.
-import { and, asc, desc, eq, gte, inArray, isNotNull } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNotNull, lt } from 'drizzle-orm';
 import { IDEMPOTENCY_TTL_MS } from '../protocol/events';
 import { inChunks } from './chunks';
 import { db, schema } from './client';
@@ -170,22 +170,49 @@ export async function answersWithHashes(
     );
 }
 
-/** A user's booking keys: answers since `since`, and every key that made a booking. */
-export async function keysOfUser(d1: D1Database, userId: string, since: number) {
+/** Rows per page while a key claim shard seeds itself. */
+const KEYS_PAGE = 5000;
+
+/**
+ * The booking keys of the users whose ids fall in [from, to): answers stored since `since`, and
+ * every key that made a booking (read once, by a KeyClaims shard).
+ */
+export async function keysOfUsers(d1: D1Database, from: string, to: string, since: number) {
   const database = db(d1);
   const k = schema.idempotencyKeys;
   const b = schema.bookings;
-  const [answers, booked] = await database.batch([
-    database
-      .select({ key: k.key, requestHash: k.requestHash, at: k.createdAt })
+  const answers: { userId: string; key: string; requestHash: string; at: number }[] = [];
+  for (;;) {
+    const page = await database
+      .select({ userId: k.userId, key: k.key, requestHash: k.requestHash, at: k.createdAt })
       .from(k)
-      .where(and(eq(k.userId, userId), eq(k.scope, BOOKING_SCOPE), gte(k.createdAt, since))),
-    database
-      .select({ key: b.idempotencyKey, bookingId: b.id })
+      .where(
+        and(
+          gte(k.userId, from),
+          lt(k.userId, to),
+          eq(k.scope, BOOKING_SCOPE),
+          gte(k.createdAt, since),
+        ),
+      )
+      .orderBy(asc(k.userId), asc(k.key))
+      .limit(KEYS_PAGE)
+      .offset(answers.length);
+    answers.push(...page);
+    if (page.length < KEYS_PAGE) break;
+  }
+  const booked: { userId: string; key: string; bookingId: string }[] = [];
+  for (let offset = 0; ; offset += KEYS_PAGE) {
+    const page = await database
+      .select({ userId: b.userId, key: b.idempotencyKey, bookingId: b.id })
       .from(b)
-      .where(and(eq(b.userId, userId), isNotNull(b.idempotencyKey))),
-  ]);
-  return { answers, booked: booked.flatMap((r) => (r.key === null ? [] : [{ ...r, key: r.key }])) };
+      .where(and(gte(b.userId, from), lt(b.userId, to), isNotNull(b.idempotencyKey)))
+      .orderBy(asc(b.id))
+      .limit(KEYS_PAGE)
+      .offset(offset);
+    for (const r of page) if (r.key !== null) booked.push({ ...r, key: r.key });
+    if (page.length < KEYS_PAGE) break;
+  }
+  return { answers, booked };
 }
 
 /** The booking a user's key made, if D1 knows of one. */

@@ -13,12 +13,7 @@ const TICKET_COLUMNS =
 
 /** Ids of bookings and tickets start with their event's id, so a route knows whom to ask. */
 export function itemId(eventId: string): string {
-  const random = crypto.getRandomValues(new Uint8Array(16));
-  const suffix = btoa(String.fromCharCode(...random))
-    .replace(/\+/g, '-')
-    .replace(/\//g, '_')
-    .replace(/=+$/, '');
-  return `${eventId}.${suffix}`;
+  return `${eventId}.${crypto.randomUUID()}`;
 }
 
 /** The event an id made by `itemId` belongs to; undefined for older (plain UUID) ids. */
