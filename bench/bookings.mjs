@@ -210,13 +210,18 @@ async function createEvent(base, organiser, title) {
 function watch(base, eventId) {
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/events/${eventId}`);
   const seen = { created: [], outOfOrder: 0, lastSeq: 0, ws };
-  ws.on('message', (data) => {
-    const frame = JSON.parse(String(data));
+  const take = (frame) => {
     if (typeof frame.seq === 'number' && frame.type !== 'welcome') {
       if (frame.seq <= seen.lastSeq) seen.outOfOrder += 1;
       seen.lastSeq = frame.seq;
     }
     if (frame.type === 'booking.created') seen.created.push(frame.bookingId);
+  };
+  ws.on('message', (data) => {
+    const frame = JSON.parse(String(data));
+    // Under load a channel sends one `batch` per short window (docs/protocol.md, "Batches").
+    if (frame.type === 'batch') for (const f of frame.frames) take(f);
+    else take(frame);
   });
   return new Promise((ok, fail) => {
     ws.once('message', () => ok(seen));
