@@ -159,14 +159,11 @@ export interface BookingCancelledEvent extends Sequenced, Seats {
   quantity: number;
 }
 
-/**
- * The seat numbers changed without a booking: the capacity was edited, or the channel found
- * D1 ahead of its own count and resynchronised (seed 002 `seat_update`).
- */
+/** The seat numbers changed without a booking: the capacity was edited (seed 002 `seat_update`). */
 export interface SeatsUpdatedEvent extends Sequenced, Seats {
   type: 'seats.updated';
   eventId: string;
-  reason: 'capacity_changed' | 'resync';
+  reason: 'capacity_changed';
 }
 
 /** A ticket changed hands (seed 004 `ticket-transferred`). Holders are not named to watchers. */
