@@ -19,7 +19,7 @@ import { type Answer, BookingAnswers, type Idempotency, keyReused } from './answ
 import { Bookings, itemId } from './bookings';
 import { commitChange, mirror, registerWriters } from './commits';
 import { Inventory, refusalFor, seatsOf } from './inventory';
-import { claimKey, releaseKey } from './KeyClaims';
+import { KeyShards } from './KeyClaims';
 import { event as eventKind } from './kind';
 import { seedFromD1 } from './seed';
 import { transferTicket } from './tickets';
@@ -39,6 +39,7 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
   protected readonly handlers: Handlers<typeof eventFrames> = {};
   readonly #parts: EventParts;
   readonly #answers: BookingAnswers;
+  readonly #keys: KeyShards;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, eventKind);
@@ -50,6 +51,7 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
       bookings,
     };
     this.#answers = new BookingAnswers(this.sql, bookings);
+    this.#keys = new KeyShards(env);
     registerWriters(this.kit.outbox);
   }
 
@@ -147,16 +149,16 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
   async #claimAndBook(user: PublicUser, quantity: number, idem: Idempotency): Promise<Answer> {
     // Refused at the door: nothing is attempted, so nothing is claimed or stored.
     mustSee(this.#parts.inventory.event(), user, this.#parts.access);
-    const claim = await claimKey(this.env, user.id, idem.key, idem.requestHash);
+    const claim = await this.#keys.claim(user.id, idem.key, idem.requestHash);
     if (!claim.ok) throw keyReused(claim.message);
     try {
       return this.#commitBooking(user, quantity, idem);
     } catch (err) {
       // Nothing was stored under the key, so a retry may use it for anything: give it back.
       this.ctx.waitUntil(
-        releaseKey(this.env, user.id, idem.key, idem.requestHash).catch((e: unknown) =>
-          console.error(`${this.kit.label}: releasing a key failed`, e),
-        ),
+        this.#keys
+          .release(user.id, idem.key, idem.requestHash)
+          .catch((e: unknown) => console.error(`${this.kit.label}: releasing a key failed`, e)),
       );
       throw err;
     }

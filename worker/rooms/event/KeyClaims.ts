@@ -144,15 +144,29 @@ export class KeyClaims extends DurableObject<Env> {
   }
 }
 
-function shardStub(env: Env, userId: string): DurableObjectStub<KeyClaims> {
-  return env.KEY_CLAIMS.get(env.KEY_CLAIMS.idFromName(`${PREFIX}${shardOf(userId)}`));
-}
+/** How an event's object reaches the shards: one round trip a claim, only for keys new to it. */
+export class KeyShards {
+  // Naming an object costs more than the call on this path, so each object keeps its stubs
+  // (a stub belongs to the object that made it).
+  readonly #stubs = new Map<string, DurableObjectStub<KeyClaims>>();
 
-/** Asks the user's KeyClaims shard for a key (one round trip; only for keys new to an event). */
-export function claimKey(env: Env, userId: string, key: string, hash: string): Promise<Claim> {
-  return shardStub(env, userId).claim(userId, key, hash);
-}
+  constructor(private readonly env: Env) {}
 
-export function releaseKey(env: Env, userId: string, key: string, hash: string): Promise<void> {
-  return shardStub(env, userId).release(userId, key, hash);
+  claim(userId: string, key: string, hash: string): Promise<Claim> {
+    return this.#stub(userId).claim(userId, key, hash);
+  }
+
+  release(userId: string, key: string, hash: string): Promise<void> {
+    return this.#stub(userId).release(userId, key, hash);
+  }
+
+  #stub(userId: string): DurableObjectStub<KeyClaims> {
+    const shard = shardOf(userId);
+    let stub = this.#stubs.get(shard);
+    if (!stub) {
+      stub = this.env.KEY_CLAIMS.get(this.env.KEY_CLAIMS.idFromName(`${PREFIX}${shard}`));
+      this.#stubs.set(shard, stub);
+    }
+    return stub;
+  }
 }
