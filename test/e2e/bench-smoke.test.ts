@@ -42,6 +42,22 @@ describe.concurrent('benchmarks in their tiny form', () => {
     expect(report.summary.bare.deliveriesPerSecond).toBeGreaterThan(0);
   }, 160_000);
 
+  it('bench/bookings.mjs books one event and its watchers see every booking in order', async ({
+    expect,
+  }) => {
+    const run = await runBench('bench/bookings.mjs');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('confirmed/s');
+    const report = reportOf(run.stdout) as {
+      scenarios: { confirmedPerSecond: number; watchers: { sawEveryBookingInOrder: boolean } }[];
+    };
+    expect(report.scenarios.length).toBeGreaterThan(0);
+    for (const s of report.scenarios) {
+      expect(s.confirmedPerSecond).toBeGreaterThan(0);
+      expect(s.watchers.sawEveryBookingInOrder).toBe(true);
+    }
+  }, 160_000);
+
   it('bench/idle.mjs holds its sockets and prints the CPU per minute', async ({ expect }) => {
     const run = await runBench('bench/idle.mjs');
     expect(run.code, run.stderr).toBe(0);
