@@ -55,7 +55,7 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
     registerWriters(this.kit.outbox);
   }
 
-  /** Once per object, ever: what bookings made before it kept its own inventory left in D1. */
+  /** Copies, once ever (a flag in storage), what bookings made before this release left in D1. */
   protected override load(): Promise<void> {
     return seedFromD1(this.kit, this.channelId, { ...this.#parts, answers: this.#answers });
   }
