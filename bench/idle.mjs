@@ -1,51 +1,58 @@
 #!/usr/bin/env node
-// Idle means asleep (DESIGN.md §2): hold many idle sockets on one comments channel, each sending
-// only the heartbeat `{"type":"ping"}` every 30 s as the SDK does (answered by the runtime without
-// waking the object), and report the server's CPU per minute and, when the core exposes its
-// stats, how often the channel's object woke. See bench/README.md.
+// Idle connections: how fast N sockets join one channel, what each costs in server memory while
+// it idles, and what the idle channel costs in CPU — Wavecast, a bare Durable Object and seed
+// 001's Socket.IO server, one after the other. Idle means asleep (DESIGN.md §2): each socket
+// only sends the heartbeat `{"type":"ping"}` every `--ping` seconds, as the SDK does (answered by
+// the runtime without waking the object; Socket.IO keeps its own ping/pong). See bench/README.md.
 import { writeFileSync } from 'node:fs';
 import {
   BENCH_ADMIN,
-  BENCH_SECRET,
-  DevServer,
-  HEARTBEAT,
   inBatches,
   machine,
-  openSocket,
+  machineCpuSeconds,
+  median,
   parseFlags,
   printTable,
+  ratio,
   registerUser,
   round,
-  serverCpuSeconds,
   sleep,
 } from './lib/common.mjs';
+import { makeTarget, TARGET_LABELS, targetList } from './lib/targets.mjs';
 
 const flags = parseFlags(
   process.argv.slice(2),
   {
     sockets: 1000,
-    minutes: 5,
+    minutes: 1,
     // Seconds between one socket's heartbeats (the SDK's interval).
     ping: 30,
-    // Seconds of silence after which the server closes a socket (4408); above `ping`.
+    // Seconds of silence after which Wavecast closes a socket (4408); above `ping`.
     heartbeatTimeout: 75,
-    // Seconds between the last socket opening and the start of the measurement.
+    // Seconds between the last socket joining and the memory reading / idle measurement.
     settle: 5,
+    // Sockets opening at once.
+    parallel: 50,
+    runs: 1,
+    target: 'all',
+    // Wavecast's channel: `comments` (as in the before-numbers) or `stream`.
+    kind: 'comments',
     json: '',
     tiny: false,
   },
-  { tiny: { sockets: 20, minutes: 1 / 3, ping: 5, settle: 1 } },
+  { tiny: { sockets: 20, minutes: 1 / 6, ping: 4, settle: 1 } },
 );
+const names = targetList(flags.target);
+const MIB = 2 ** 20;
 
-const itemId = `idle-${process.pid}-${Date.now().toString(36)}`;
-const log = (msg) => console.error(`[idle] ${msg}`);
-
-/** The channel's wake counters, if the core exposes them; null otherwise. */
-async function readWakes(server, token) {
+/** The channel's wake counters (Wavecast's admin stats), or null. */
+async function readWakes(target, channelId, token) {
+  const kind = flags.kind === 'stream' ? 'stream' : 'comments';
   try {
-    const res = await fetch(`${server.baseUrl}/api/admin/channels/comments/${itemId}/stats`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
+    const res = await fetch(
+      `${target.server.baseUrl}/api/admin/channels/${kind}/${channelId}/stats`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
     if (res.status !== 200) return null;
     const body = await res.json();
     return body && typeof body.wakes === 'object' && body.wakes !== null ? body.wakes : null;
@@ -54,143 +61,207 @@ async function readWakes(server, token) {
   }
 }
 
-/** end − start for every numeric counter (nested objects included). */
+/**
+ * end − start for every counter. The counters live in the object's memory: when one went down,
+ * the object was evicted (it hibernated) in between, and the end's counters are since it woke.
+ */
 function difference(start, end) {
   const out = {};
-  for (const [key, value] of Object.entries(end)) {
-    if (typeof value === 'number' && typeof start?.[key] === 'number') {
-      out[key] = value - start[key];
-    } else if (value && typeof value === 'object') {
-      out[key] = difference(start?.[key] ?? {}, value);
-    }
+  let evicted = false;
+  for (const [key, value] of Object.entries(end ?? {})) {
+    if (typeof value !== 'number' || typeof start?.[key] !== 'number') continue;
+    if (value < start[key]) evicted = true;
+    out[key] = value - start[key];
   }
-  return out;
+  return evicted ? { evictedWhileIdle: true, sinceWake: end } : out;
 }
 
-const server = new DevServer({
-  name: 'bench-idle',
-  vars: {
-    JWT_SECRET: BENCH_SECRET,
-    ADMIN_EMAILS: BENCH_ADMIN,
-    HEARTBEAT_TIMEOUT_SECONDS: String(flags.heartbeatTimeout),
-    // All sockets come from one loopback address onto one channel: lift that door limit.
-    MAX_CONNECTIONS_PER_ADDRESS_PER_CHANNEL: String(Math.max(500, flags.sockets * 2)),
-  },
-});
-const sockets = [];
-const timers = [];
-let pongs = 0;
-let pings = 0;
-const closes = new Map();
-try {
-  await server.start();
-  const admin = await registerUser(server.baseUrl, BENCH_ADMIN);
-
-  const connectStart = performance.now();
-  await inBatches(flags.sockets, 50, async () => {
-    const ws = await openSocket(`${server.wsBase}/ws/comments/${itemId}`);
-    ws.on('message', (data) => {
-      if (data.indexOf('"type":"pong"') >= 0) pongs += 1;
-    });
-    ws.on('close', (code) => closes.set(code, (closes.get(code) ?? 0) + 1));
-    ws.on('error', () => {});
-    sockets.push(ws);
-    // Like the SDK: a heartbeat every `ping` seconds from the socket's own start.
-    timers.push(
-      setInterval(() => {
-        if (ws.readyState === ws.OPEN) {
-          ws.send(HEARTBEAT);
-          pings += 1;
-        }
-      }, flags.ping * 1000),
-    );
+async function measure(name, run) {
+  const target = makeTarget(name, {
+    kind: flags.kind,
+    vars: { HEARTBEAT_TIMEOUT_SECONDS: String(flags.heartbeatTimeout) },
   });
-  log(`${sockets.length} sockets open in ${round((performance.now() - connectStart) / 1000)} s`);
-  // Let the joins settle (welcomes, the first alarm) before measuring.
-  await sleep(flags.settle * 1000);
-
-  const wakesStart = await readWakes(server, admin.token);
-  const totalMs = flags.minutes * 60_000;
-  const stepMs = Math.min(60_000, totalMs);
-  const minutes = [];
-  const start = performance.now();
-  const cpuStart = serverCpuSeconds(server);
-  const groupStart = server.cpuSeconds();
-  let cpuBefore = cpuStart;
-  let at = start;
-  while (at - start < totalMs - 1) {
-    const until = Math.min(start + totalMs, at + stepMs);
-    await sleep(until - performance.now());
-    const cpu = serverCpuSeconds(server);
-    const now = performance.now();
-    const spanMinutes = (now - at) / 60_000;
-    minutes.push({
-      fromMinute: round((at - start) / 60_000, 2),
-      toMinute: round((now - start) / 60_000, 2),
-      cpuSeconds: round(cpu - cpuBefore, 3),
-      cpuSecondsPerMinute: round((cpu - cpuBefore) / spanMinutes, 3),
-      cpuPercent: round(((cpu - cpuBefore) / ((now - at) / 1000)) * 100, 2),
+  const log = (msg) => console.error(`[idle ${name} run ${run}] ${msg}`);
+  const sockets = [];
+  const timers = [];
+  let pongs = 0;
+  let pings = 0;
+  await target.start();
+  try {
+    const admin =
+      name === 'wavecast' ? await registerUser(target.server.baseUrl, BENCH_ADMIN) : null;
+    const { channelIds } = await target.setup({
+      channels: 1,
+      publishersPerChannel: 0,
+      users: 0,
+      run,
     });
-    cpuBefore = cpu;
-    at = now;
+    const channelId = channelIds[0];
+    const onPong = () => {
+      pongs += 1;
+    };
+    const open = async () => {
+      const socket = await target.openIdle(channelId, onPong);
+      sockets.push(socket);
+      // Like the SDK: a heartbeat every `ping` seconds from the socket's own start.
+      timers.push(
+        setInterval(() => {
+          if (socket.isOpen()) {
+            socket.heartbeat();
+            pings += 1;
+          }
+        }, flags.ping * 1000),
+      );
+    };
+    // One socket first, so the channel (object, isolate, room) exists before the baseline
+    // memory reading: what follows is the cost of the connections alone.
+    await open();
+    await sleep(2000);
+    const rssBefore = target.rss();
+
+    const connectStart = performance.now();
+    await inBatches(flags.sockets, flags.parallel, () => open());
+    const connectSeconds = (performance.now() - connectStart) / 1000;
+    log(`${flags.sockets} sockets joined in ${round(connectSeconds, 1)} s`);
+    await sleep(flags.settle * 1000);
+    const rssAfter = target.rss();
+
+    const wakesStart = admin ? await readWakes(target, channelId, admin.token) : null;
+    const cpuStart = target.serverCpuSeconds();
+    const toolStart = target.toolCpuSeconds();
+    const machineStart = machineCpuSeconds();
+    const start = performance.now();
+    await sleep(flags.minutes * 60_000);
+    const minutes = (performance.now() - start) / 60_000;
+    const cpu = target.serverCpuSeconds() - cpuStart;
+    const toolCpu = target.toolCpuSeconds() - toolStart;
+    const machineEnd = machineCpuSeconds();
+    const wakesEnd = wakesStart ? await readWakes(target, channelId, admin.token) : null;
+    const rssEnd = target.rss();
+    const openAtEnd = sockets.filter((s) => s.isOpen()).length;
+
+    const perConnection = (after) => ({
+      serverKiB: round((after.server - rssBefore.server) / flags.sockets / 1024, 1),
+      treeKiB: round((after.tree - rssBefore.tree) / flags.sockets / 1024, 1),
+    });
+    const result = {
+      target: name,
+      run,
+      loadAverage: machine().loadAverage,
+      sockets: flags.sockets + 1,
+      connectSeconds: round(connectSeconds, 2),
+      connectsPerSecond: round(flags.sockets / connectSeconds, 0),
+      rssMiB: {
+        before: { server: round(rssBefore.server / MIB), tree: round(rssBefore.tree / MIB) },
+        afterConnect: { server: round(rssAfter.server / MIB), tree: round(rssAfter.tree / MIB) },
+        end: { server: round(rssEnd.server / MIB), tree: round(rssEnd.tree / MIB) },
+      },
+      perConnection: perConnection(rssAfter),
+      perConnectionAtEnd: perConnection(rssEnd),
+      idleMinutes: round(minutes, 2),
+      serverCpuSecondsPerMinute: round(cpu / minutes, 3),
+      // wrangler's node process and esbuild's watcher: `wrangler dev` only, not the server.
+      toolCpuSecondsPerMinute: round(toolCpu / minutes, 3),
+      // Both cores while idling: what else ran on the machine meanwhile.
+      machineBusyPercent: round(
+        ((machineEnd.busy - machineStart.busy) / (machineEnd.total - machineStart.total)) * 100,
+      ),
+      socketsOpenAtEnd: openAtEnd,
+      heartbeats: { sent: pings, answered: pongs },
+      wakes: wakesStart ? difference(wakesStart, wakesEnd) : null,
+      closes: { ...target.closes },
+    };
+    log(
+      `${result.connectsPerSecond} connects/s, ${result.perConnection.serverKiB} KiB per connection, ` +
+        `${result.serverCpuSecondsPerMinute} CPU s/min idle, ${openAtEnd}/${flags.sockets + 1} open`,
+    );
+    return result;
+  } finally {
+    for (const t of timers) clearInterval(t);
+    for (const s of sockets) s.close();
+    await target.dispose();
   }
-  const elapsedMinutes = (performance.now() - start) / 60_000;
-  const wakesEnd = wakesStart ? await readWakes(server, admin.token) : null;
-  const open = sockets.filter((ws) => ws.readyState === ws.OPEN).length;
-  const cpuTotal = serverCpuSeconds(server) - cpuStart;
-  const wranglerCpu = server.cpuSeconds() - groupStart - cpuTotal;
-
-  const report = {
-    bench: 'idle',
-    date: new Date().toISOString(),
-    machine: machine(),
-    config: {
-      sockets: flags.sockets,
-      minutes: round(flags.minutes, 2),
-      pingSeconds: flags.ping,
-      heartbeatTimeoutSeconds: flags.heartbeatTimeout,
-    },
-    socketsOpenAtEnd: open,
-    closes: Object.fromEntries(closes),
-    heartbeats: { sent: pings, answered: pongs },
-    serverCpuSeconds: round(cpuTotal, 3),
-    serverCpuSecondsPerMinute: round(cpuTotal / elapsedMinutes, 3),
-    // wrangler's node process and esbuild's watcher: `wrangler dev` only, not the server.
-    wranglerCpuSeconds: round(wranglerCpu, 3),
-    minutes,
-    wakes: wakesStart
-      ? { start: wakesStart, end: wakesEnd, during: difference(wakesStart, wakesEnd ?? {}) }
-      : null,
-  };
-
-  console.log(
-    `\nidle: ${flags.sockets} sockets on one comments channel for ${round(flags.minutes, 2)} min, ` +
-      `a heartbeat every ${flags.ping} s; ${machine().cores} cores\n`,
-  );
-  printTable(
-    ['minutes', 'workerd CPU s', 'CPU s/min', 'CPU %'],
-    minutes.map((m) => [
-      `${m.fromMinute}–${m.toMinute}`,
-      m.cpuSeconds,
-      m.cpuSecondsPerMinute,
-      m.cpuPercent,
-    ]),
-  );
-  console.log(
-    `\ntotal: ${report.serverCpuSeconds} workerd CPU s (${report.serverCpuSecondsPerMinute} per minute; wrangler's own processes ${report.wranglerCpuSeconds} s); ` +
-      `sockets open at the end: ${open}/${flags.sockets}; heartbeats answered ${pongs}/${pings}`,
-  );
-  if (closes.size > 0) console.log(`closed during the run: ${JSON.stringify(report.closes)}`);
-  console.log(
-    report.wakes
-      ? `wake-ups during the run: ${JSON.stringify(report.wakes.during)}`
-      : 'wake-ups: n/a (no stats endpoint)',
-  );
-  console.log('\nJSON:');
-  console.log(JSON.stringify(report, null, 2));
-  if (flags.json) writeFileSync(flags.json, `${JSON.stringify(report, null, 2)}\n`);
-} finally {
-  for (const t of timers) clearInterval(t);
-  for (const ws of sockets) ws.terminate();
-  await server.dispose();
 }
+
+const results = [];
+for (let run = 1; run <= flags.runs; run++) {
+  for (const name of names) results.push(await measure(name, run));
+}
+const summary = {};
+for (const name of names) {
+  const of = results.filter((r) => r.target === name);
+  const pick = (f) => median(of.map(f));
+  summary[name] = {
+    runs: of.length,
+    connectsPerSecond: pick((r) => r.connectsPerSecond),
+    perConnectionServerKiB: pick((r) => r.perConnection.serverKiB),
+    perConnectionTreeKiB: pick((r) => r.perConnection.treeKiB),
+    rssAfterConnectMiB: pick((r) => r.rssMiB.afterConnect.tree),
+    serverCpuSecondsPerMinute: pick((r) => r.serverCpuSecondsPerMinute),
+    socketsOpenAtEnd: Math.min(...of.map((r) => r.socketsOpenAtEnd)),
+    wakes: of[0].wakes,
+  };
+}
+const ratios = {};
+for (const base of ['bare', 'socketio']) {
+  const w = summary.wavecast;
+  const b = summary[base];
+  if (!w || !b) continue;
+  ratios[base] = {
+    connectsPerSecond: ratio(w.connectsPerSecond, b.connectsPerSecond),
+    perConnectionServer: ratio(w.perConnectionServerKiB, b.perConnectionServerKiB),
+    serverCpuPerMinute: ratio(w.serverCpuSecondsPerMinute, b.serverCpuSecondsPerMinute),
+  };
+}
+
+console.log(
+  `\nidle: ${flags.sockets} sockets joining one channel (${flags.parallel} at a time; Wavecast ${flags.kind}), ` +
+    `then ${round(flags.minutes, 2)} min idle with a heartbeat every ${flags.ping} s; ` +
+    `median of ${flags.runs} run(s); ${machine().cores} cores\n`,
+);
+const ratioColumns = ['bare', 'socketio'].filter((b) => ratios[b]);
+const header = [
+  'metric',
+  ...names.map((n) => TARGET_LABELS[n]),
+  ...ratioColumns.map((b) => `Wavecast/${TARGET_LABELS[b]}`),
+];
+const row = (label, f, key) => [
+  label,
+  ...names.map((n) => f(summary[n])),
+  ...ratioColumns.map((b) => (key ? ratios[b][key] : null)),
+];
+printTable(header, [
+  row('connects/s', (s) => s.connectsPerSecond, 'connectsPerSecond'),
+  row('server KiB per connection', (s) => s.perConnectionServerKiB, 'perConnectionServer'),
+  row('process tree KiB per conn.', (s) => s.perConnectionTreeKiB),
+  row('process tree RSS MiB', (s) => s.rssAfterConnectMiB),
+  row('idle server CPU s/min', (s) => s.serverCpuSecondsPerMinute, 'serverCpuPerMinute'),
+  row('sockets open at end', (s) => s.socketsOpenAtEnd),
+]);
+if (summary.wavecast) {
+  console.log(
+    summary.wavecast.wakes
+      ? `\nWavecast wake-ups while idle: ${JSON.stringify(summary.wavecast.wakes)}`
+      : '\nWavecast wake-ups: n/a (no stats endpoint)',
+  );
+}
+const report = {
+  bench: 'idle',
+  date: new Date().toISOString(),
+  machine: machine(),
+  config: {
+    sockets: flags.sockets,
+    parallel: flags.parallel,
+    minutes: round(flags.minutes, 2),
+    pingSeconds: flags.ping,
+    heartbeatTimeoutSeconds: flags.heartbeatTimeout,
+    kind: flags.kind,
+    runs: flags.runs,
+  },
+  summary,
+  ratios,
+  runs: results,
+};
+console.log('\nJSON:');
+console.log(JSON.stringify(report, null, 2));
+if (flags.json) writeFileSync(flags.json, `${JSON.stringify(report, null, 2)}\n`);

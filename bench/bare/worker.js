@@ -1,9 +1,18 @@
 // The baseline for bench/rooms.mjs: one Durable Object per room that accepts hibernatable
 // sockets and sends every text frame it receives to every socket of the room, as is. No auth,
-// no validation, no storage: the least a broadcasting room can do on this runtime.
+// no validation, no storage: the least a broadcasting room can do on this runtime. Heartbeats
+// (`{"type":"ping"}`) are answered by the runtime, as in Wavecast.
 import { DurableObject } from 'cloudflare:workers';
 
 export class BareRoom extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    // The same heartbeat as Wavecast's, answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(
+      new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'),
+    );
+  }
+
   async fetch() {
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1]);

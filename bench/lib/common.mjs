@@ -1,6 +1,9 @@
 // Shared by the benchmarks: flags, users, sockets, percentiles and the printed report.
-import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import WebSocket from 'ws';
+
+import { groupMembers } from '../../scripts/dev-server.mjs';
 
 export { DevServer, repoRoot } from '../../scripts/dev-server.mjs';
 
@@ -75,10 +78,15 @@ export async function registerUser(baseUrl, email, role = 'listener') {
   return { id: body.user.id, token: body.token };
 }
 
-/** Opens a socket (no compression: the server does not offer it) and resolves once it is open. */
-export function openSocket(url, { timeoutMs = 30_000 } = {}) {
+/**
+ * Opens a socket (no compression: the server does not offer it) and resolves once it is open.
+ * `onMessage` is attached before the handshake: a first frame that arrives with the upgrade
+ * response is emitted before a listener added after `await` would be.
+ */
+export function openSocket(url, { timeoutMs = 30_000, onMessage } = {}) {
   return new Promise((ok, fail) => {
     const ws = new WebSocket(url, { perMessageDeflate: false });
+    if (onMessage) ws.on('message', onMessage);
     const timer = setTimeout(() => {
       ws.terminate();
       fail(new Error(`socket to ${url} did not open within ${timeoutMs} ms`));
@@ -142,7 +150,52 @@ export function clientCpuSeconds() {
 }
 
 export function machine() {
-  return { cores: availableParallelism(), node: process.version, platform: process.platform };
+  return {
+    cores: availableParallelism(),
+    node: process.version,
+    platform: process.platform,
+    // The machine is shared: what else ran when the report was made (1, 5 and 15 min).
+    loadAverage: loadavg().map((v) => round(v, 2)),
+  };
+}
+
+/** The machine's CPU so far: busy and total core-seconds over all cores (from /proc/stat). */
+export function machineCpuSeconds() {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    const total = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return { busy: (total - idle) / 100, total: total / 100 };
+  } catch {
+    return { busy: 0, total: 0 };
+  }
+}
+
+/** Resident memory (bytes) of a process group's live processes, by command name. */
+export function groupRssByCommand(pgid) {
+  const byCommand = {};
+  if (!pgid) return byCommand;
+  for (const pid of groupMembers(pgid)) {
+    let status;
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      continue;
+    }
+    const kib = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+    const command = /^Name:\s+(.+)$/m.exec(status)?.[1] ?? '?';
+    byCommand[command] = (byCommand[command] ?? 0) + kib * 1024;
+  }
+  return byCommand;
+}
+
+/** A ratio rounded to two places, or null when either side is missing. */
+export function ratio(a, b) {
+  return a === null || a === undefined || b === null || b === undefined || b === 0
+    ? null
+    : round(a / b, 2);
 }
 
 /** Prints rows (arrays of cells) as an aligned text table. */
