@@ -24,6 +24,7 @@ export class Outbox {
   readonly #writers = new Map<string, OutboxWriter>();
   #flushing: Promise<void> | null = null;
   #failures = 0;
+  #again = false;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -63,9 +64,21 @@ export class Outbox {
     return oldest === null ? 0 : now - oldest;
   }
 
-  /** Writes everything pending to D1; a concurrent call shares the running flush. */
+  /**
+   * Writes everything pending to D1. A call while a flush runs shares it and makes it drain once
+   * more, so a row committed during the flush's last pass is not left for the backstop alarm.
+   */
   flush(): Promise<void> {
-    this.#flushing ??= this.#drain().finally(() => {
+    if (this.#flushing) {
+      this.#again = true;
+      return this.#flushing;
+    }
+    this.#flushing = (async () => {
+      do {
+        this.#again = false;
+        await this.#drain();
+      } while (this.#again && this.#failures === 0);
+    })().finally(() => {
       this.#flushing = null;
     });
     return this.#flushing;
