@@ -14,6 +14,7 @@ import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { adminMetricsRoutes, metricsRoutes } from './routes/metrics';
+import { stationDeskRoutes } from './routes/station-desk';
 import { stationRoutes, stationSockets } from './routes/stations';
 import { storyRoutes, storySockets } from './routes/stories';
 
@@ -22,6 +23,7 @@ const api = new Hono<AppEnv>()
   .route('/', commentRoutes)
   .route('/', eventRoutes)
   .route('/', stationRoutes)
+  .route('/', stationDeskRoutes)
   .route('/', storyRoutes)
   .route('/', adminRoutes)
   .route('/', adminMetricsRoutes);

@@ -135,6 +135,64 @@ export const moderationActions = sqliteTable(
   (t) => [index('moderation_station_target').on(t.stationId, t.targetUserId, t.createdAt)],
 );
 
+// A station's poll results and per-minute engagement (issue 11). Written from the station's
+// outbox once a poll closes and as each minute of a session closes.
+export const polls = sqliteTable(
+  'polls',
+  {
+    id: text('id').primaryKey(),
+    stationId: text('station_id')
+      .notNull()
+      .references(() => stations.id),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => broadcastSessions.id),
+    question: text('question').notNull(),
+    /** JSON array of the option texts. */
+    options: text('options').notNull(),
+    multiple: integer('multiple', { mode: 'boolean' }).notNull(),
+    openedBy: text('opened_by').references(() => users.id),
+    openedAt: integer('opened_at').notNull(),
+    closesAt: integer('closes_at').notNull(),
+    closedAt: integer('closed_at').notNull(),
+    closeReason: text('close_reason').notNull(),
+    /** JSON array of votes per option. */
+    tallies: text('tallies').notNull(),
+    votes: integer('votes').notNull(),
+    voters: integer('voters').notNull(),
+    eligible: integer('eligible').notNull(),
+  },
+  (t) => [
+    index('polls_station_opened').on(t.stationId, t.openedAt),
+    index('polls_session_opened').on(t.sessionId, t.openedAt),
+  ],
+);
+
+export const sessionMinutes = sqliteTable(
+  'session_minutes',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => broadcastSessions.id),
+    stationId: text('station_id')
+      .notNull()
+      .references(() => stations.id),
+    minute: integer('minute').notNull(),
+    listeners: integer('listeners').notNull(),
+    peak: integer('peak').notNull(),
+    distinctListeners: integer('distinct_listeners').notNull(),
+    joins: integer('joins').notNull(),
+    chatMessages: integer('chat_messages').notNull(),
+    /** JSON object: reactions per emoji. */
+    reactions: text('reactions').notNull(),
+    pollVotes: integer('poll_votes').notNull(),
+    favouritesGained: integer('favourites_gained').notNull(),
+    favouritesLost: integer('favourites_lost').notNull(),
+    listeningMs: integer('listening_ms').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sessionId, t.minute] })],
+);
+
 // Events and bookings.
 export const events = sqliteTable(
   'events',

@@ -308,22 +308,25 @@ export async function addFavourite(
   userId: string,
   stationId: string,
   at: number,
-): Promise<void> {
-  await db(d1)
+): Promise<boolean> {
+  const result = await db(d1)
     .insert(schema.stationFavourites)
     .values({ userId, stationId, createdAt: at })
     .onConflictDoNothing();
+  // True when this call added the favourite (the session's analytics count gains, issue 11).
+  return result.meta.changes > 0;
 }
 
 export async function removeFavourite(
   d1: D1Database,
   userId: string,
   stationId: string,
-): Promise<void> {
+): Promise<boolean> {
   const f = schema.stationFavourites;
-  await db(d1)
+  const result = await db(d1)
     .delete(f)
     .where(and(eq(f.stationId, stationId), eq(f.userId, userId)));
+  return result.meta.changes > 0;
 }
 
 /** The stations a user favourited, most recent first. */

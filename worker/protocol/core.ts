@@ -60,6 +60,18 @@ export const ErrorCode = {
   notLive: 'not_live',
   muted: 'muted',
   banned: 'banned',
+  // Polls and the track queue (docs/stations.md, issue 11)
+  pollNotFound: 'poll_not_found',
+  pollClosed: 'poll_closed',
+  pollAlreadyOpen: 'poll_already_open',
+  unknownOption: 'unknown_option',
+  duplicateChoice: 'duplicate_choice',
+  tooManyChoices: 'too_many_choices',
+  queueFull: 'queue_full',
+  queueEmpty: 'queue_empty',
+  queueItemNotFound: 'queue_item_not_found',
+  invalidPosition: 'invalid_position',
+  sessionNotFound: 'session_not_found',
   // HTTP-only
   invalidJson: 'invalid_json',
   invalidBody: 'invalid_body',

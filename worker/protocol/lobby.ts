@@ -9,6 +9,7 @@ import type {
   SessionSummary,
   StationInfo,
 } from './stream';
+import type { EngagementSummary } from './stream-extras';
 
 /** The lobby is read-only: clients only listen (and ping). */
 /** The lobby is read-only: its one frame is the core's `ping`. */
@@ -33,6 +34,8 @@ export interface StationReport {
   messagesPerMinute: number;
   /** Reactions in the current session, per emoji. */
   reactions: Partial<Record<ReactionEmoji, number>>;
+  /** The live session's engagement (issue 11); null while offline. */
+  engagement?: EngagementSummary | null;
   /** The last session, once it has ended (for the offline event). */
   ended: SessionSummary | null;
   at: number;
@@ -90,6 +93,7 @@ export interface AdminStream extends LiveStation {
   messagesPerMinute: number;
   reactions: Partial<Record<ReactionEmoji, number>>;
   reactionTotal: number;
+  engagement: EngagementSummary | null;
   updatedAt: number;
 }
 
@@ -100,6 +104,8 @@ export interface AdminTotals {
   chatMessages: number;
   messagesPerMinute: number;
   reactions: number;
+  /** Summed over live stations (averageListeningSeconds: weighted by distinct listeners). */
+  engagement: EngagementSummary;
 }
 
 export interface AdminView {

@@ -10,6 +10,27 @@ import type {
   WelcomeFrame,
 } from './core';
 import { text } from './core';
+import {
+  type AnalyticsFrame,
+  type PollBallotFrame,
+  type PollClosedEvent,
+  type PollOpenedEvent,
+  type PollState,
+  type PollTalliesFrame,
+  pollCreate,
+  pollId,
+  pollVote,
+  type QueueAddedEvent,
+  type QueueClearedEvent,
+  type QueueItem,
+  type QueueMovedEvent,
+  type QueueRemovedEvent,
+  queueAdd,
+  queueItemId,
+  queueMove,
+} from './stream-extras';
+
+export * from './stream-extras';
 
 export const CHAT_MAX_CHARS = 500;
 export const CHAT_PAGE_SIZE = 50;
@@ -91,6 +112,15 @@ export const streamFrames = {
   'chat.delete': z.object({ messageId: text().min(1).max(64) }).strict(),
   'chat.moderate': moderationBody,
   reaction: z.object({ emoji: z.enum(REACTION_EMOJI) }).strict(),
+  // Polls, the track queue (issue 11; stream-extras.ts).
+  'poll.create': pollCreate,
+  'poll.vote': pollVote.extend({ pollId }).strict(),
+  'poll.close': z.object({ pollId }).strict(),
+  'queue.add': queueAdd,
+  'queue.remove': z.object({ itemId: queueItemId }).strict(),
+  'queue.move': queueMove.extend({ itemId: queueItemId }).strict(),
+  'queue.clear': z.object({}).strict(),
+  'queue.next': z.object({}).strict(),
 } satisfies FrameMap;
 export type StreamClientFrame = ClientFrame<typeof streamFrames>;
 
@@ -175,6 +205,8 @@ export interface StreamMetadataEvent extends Sequenced {
   nowPlaying: NowPlaying;
   /** The fields this update named. */
   changed: string[];
+  /** Set when the owner advanced the queue: this item left the queue and plays now. */
+  queueItemId?: string;
 }
 
 export interface ChatMessageEvent extends Sequenced {
@@ -216,13 +248,22 @@ export type StreamEvent =
   | StreamStoppedEvent
   | StreamMetadataEvent
   | ChatMessageEvent
-  | ChatDeletedEvent;
+  | ChatDeletedEvent
+  | PollOpenedEvent
+  | PollClosedEvent
+  | QueueAddedEvent
+  | QueueRemovedEvent
+  | QueueMovedEvent
+  | QueueClearedEvent;
 export type StreamServerFrame =
   | CoreServerFrame
   | StreamEvent
   | ListenersFrame
   | ReactionsFrame
-  | ModerationFrame;
+  | ModerationFrame
+  | PollTalliesFrame
+  | PollBallotFrame
+  | AnalyticsFrame;
 
 export interface StreamSnapshot {
   station: StationInfo;
@@ -232,11 +273,17 @@ export interface StreamSnapshot {
   listeners: ListenerCounts;
   /** Latest chat messages, oldest first (at most CHAT_PAGE_SIZE). */
   chat: ChatMessage[];
+  /** The open poll, or the last one (closed, with its final result); null before any. */
+  poll: PollState | null;
+  /** The upcoming tracks, next first. */
+  queue: QueueItem[];
   you: {
     /** Owner or admin: may start/stop, change metadata and moderate. */
     canManage: boolean;
     muted: boolean;
     mutedUntil: number | null;
+    /** Your ballot in `poll` (any of your tabs), or null. */
+    ballot: number[] | null;
   };
 }
 export type StreamWelcome = WelcomeFrame<StreamSnapshot>;

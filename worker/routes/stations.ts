@@ -71,14 +71,16 @@ function stationView(row: StationRow, counts: DirectoryCounts[string] | undefine
   };
 }
 
-async function existingStation(c: Context<AppEnv>, stationId: string): Promise<StationRow> {
+export async function existingStation(c: Context<AppEnv>, stationId: string): Promise<StationRow> {
   const row = await findStation(c.env.DB, stationId);
   if (!row) throw new ApiError(404, ErrorCode.notFound, 'no such station');
   return row;
 }
 
 /** The station, if the signed-in user owns it or is an admin (the room checks again). */
-async function managedStation(c: Context<AppEnv>): Promise<{ row: StationRow; user: PublicUser }> {
+export async function managedStation(
+  c: Context<AppEnv>,
+): Promise<{ row: StationRow; user: PublicUser }> {
   const user = currentUser(c);
   const row = await existingStation(c, pathId(c, 'stationId'));
   if (!mayManageStation(row, user)) {
@@ -251,14 +253,18 @@ export const stationRoutes = new Hono<AppEnv>()
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     await existingStation(c, stationId);
-    await addFavourite(c.env.DB, user.id, stationId, Date.now());
+    if (await addFavourite(c.env.DB, user.id, stationId, Date.now())) {
+      await station.room(c.env, stationId).favourited(1);
+    }
     return c.json(await favouriteState(c.env.DB, stationId, user.id));
   })
   .delete('/stations/:stationId/favourite', idempotent, async (c) => {
     const user = currentUser(c);
     const stationId = pathId(c, 'stationId');
     await existingStation(c, stationId);
-    await removeFavourite(c.env.DB, user.id, stationId);
+    if (await removeFavourite(c.env.DB, user.id, stationId)) {
+      await station.room(c.env, stationId).favourited(-1);
+    }
     return c.json(await favouriteState(c.env.DB, stationId, user.id));
   })
   .get('/me/favourites', async (c) => {

@@ -15,6 +15,7 @@ import {
   type StationCount,
   type StationReport,
 } from '../../protocol/lobby';
+import type { EngagementSummary } from '../../protocol/stream-extras';
 import { lobby } from './kind';
 
 /** Counts reach dashboards at most about once per interval. */
@@ -177,6 +178,7 @@ export class Lobby extends ChannelRoom<typeof lobbyFrames, LobbySnapshot> {
       messagesPerMinute: r.messagesPerMinute,
       reactions: r.reactions,
       reactionTotal: sum(Object.values(r.reactions), (n) => n ?? 0),
+      engagement: r.engagement ?? null,
       updatedAt: r.at,
     }));
     return {
@@ -188,6 +190,7 @@ export class Lobby extends ChannelRoom<typeof lobbyFrames, LobbySnapshot> {
         chatMessages: sum(streams, (s) => s.chatMessages),
         messagesPerMinute: sum(streams, (s) => s.messagesPerMinute),
         reactions: sum(streams, (s) => s.reactionTotal),
+        engagement: sumEngagement(streams),
       },
       at: Date.now(),
     };
@@ -206,6 +209,22 @@ function liveStation(r: StationReport): LiveStation {
     listeners: r.listeners.listeners,
     connections: r.listeners.connections,
     peak: r.listeners.peak,
+  };
+}
+
+/** Engagement summed over live stations; the average listening time weighted by distinct listeners. */
+function sumEngagement(streams: AdminStream[]): EngagementSummary {
+  const parts = streams.flatMap((s) => (s.engagement ? [{ e: s.engagement, n: s.distinct }] : []));
+  const listeners = sum(parts, (p) => p.n);
+  const round = (n: number) => Math.round(n * 100) / 100;
+  return {
+    pollVotes: sum(parts, (p) => p.e.pollVotes),
+    favouritesGained: sum(parts, (p) => p.e.favouritesGained),
+    listeningSeconds: round(sum(parts, (p) => p.e.listeningSeconds)),
+    averageListeningSeconds:
+      listeners > 0 ? round(sum(parts, (p) => p.e.averageListeningSeconds * p.n) / listeners) : 0,
+    reactionsPerMinute: round(sum(parts, (p) => p.e.reactionsPerMinute)),
+    chatPerMinute: round(sum(parts, (p) => p.e.chatPerMinute)),
   };
 }
 

@@ -24,6 +24,7 @@ import {
 } from '../../protocol/stream';
 import { lobby } from '../lobby/kind';
 import { Audience } from './audience';
+import { ShowDesk } from './desk';
 import { CHAT_BURST, CHAT_REFILL_SECONDS, ChatMeter, ReactionTally } from './engagement';
 import { mayManageStation, station } from './kind';
 import { LiveShow } from './live';
@@ -53,6 +54,8 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
   readonly #listeners: Coalesced;
   readonly #lobby: Coalesced;
   readonly #reactionWindow: Coalesced;
+  /** Polls, the track queue and the session's analytics (desk.ts, issue 11). */
+  readonly #desk: ShowDesk;
   #station: StationInfo | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -78,6 +81,20 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     this.#reactionWindow = new Coalesced(this.kit, 'reactions', REACTION_WINDOW_MS, () =>
       this.#flushReactions(),
     );
+    this.#desk = new ShowDesk({
+      kit: this.kit,
+      stationId: this.channelId,
+      live: () => this.#show.state,
+      counts: () => this.#counts(),
+      connections: () => this.connections(),
+      requireManager: (user) => this.#requireManager(user),
+      isManager: (conn) =>
+        conn.userId !== null &&
+        (conn.userId === this.#station?.ownerId || this.#canManage(conn.user)),
+      changeNowPlaying: (tx, patch, itemId) => this.#show.changeMetadata(tx, patch, itemId),
+      lobbyNow: () => this.#lobby.flush(),
+      lobbySoon: () => this.#lobby.touch(),
+    });
   }
 
   protected override load(): Promise<void> {
@@ -94,10 +111,13 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
   protected snapshot(conn: Connection): StreamSnapshot {
     const user = conn.user;
     const mod = user ? this.#moderation.status(user.id) : null;
+    const { ballot, ...desk } = this.#desk.snapshot(conn);
     return {
       ...this.#status(conn),
       chat: this.#chat.recent(),
+      ...desk,
       you: {
+        ballot,
         canManage: this.#canManage(user),
         muted: mod?.muted ?? false,
         mutedUntil: mod?.mutedUntil ?? null,
@@ -120,6 +140,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       this.#audience.startSession(this.connections());
       this.#chatMeter.resetSession();
       this.#reactions.resetSession();
+      this.#desk.started(this.#show.state?.session.id ?? '');
       this.#countsChanged();
       // Live state reaches the lobby at once (in order); only counts are coalesced.
       await this.#lobby.flush();
@@ -134,6 +155,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
         chatMessages: this.#chatMeter.sessionCount,
       };
       const handled = this.commit(call, (tx) => {
+        this.#desk.stopping(tx);
         const { seq, ...result } = this.#show.stop(tx, final);
         return { seq, result };
       });
@@ -154,17 +176,27 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     'chat.delete': (call, frame) => this.#delete(call, frame.messageId),
     'chat.moderate': (call, { type: _type, ...request }) => this.#moderate(call, request),
     reaction: (call, frame) => ({ result: { counted: this.#react(call.user, frame.emoji) } }),
+    'poll.create': (call, { type: _type, ...poll }) => this.#desk.createPoll(call, poll),
+    'poll.vote': (call, frame) => this.#desk.vote(call, frame.pollId, frame.choices),
+    'poll.close': (call, frame) => this.#desk.closePoll(call, frame.pollId),
+    'queue.add': (call, { type: _type, ...track }) => this.#desk.queueAdd(call, track),
+    'queue.remove': (call, frame) => this.#desk.queueRemove(call, frame.itemId),
+    'queue.move': (call, frame) => this.#desk.queueMove(call, frame.itemId, frame.position),
+    'queue.clear': (call) => this.#desk.queueClear(call),
+    'queue.next': (call) => this.#desk.queueNext(call),
   };
 
-  protected override onJoin(conn: Connection): void {
+  protected override onJoin(conn: Connection, firstOfUser: boolean): void {
     const live = this.#show.state !== null;
     this.#audience.joined(conn, live);
     if (live) this.#audience.notePeak(this.#counts().listeners);
+    this.#desk.joined(conn, firstOfUser);
     this.#countsChanged();
   }
 
-  protected override onLeave(conn: Connection): void {
+  protected override onLeave(conn: Connection, lastOfUser: boolean): void {
     this.#audience.left(conn);
+    this.#desk.left(conn, lastOfUser);
     this.#countsChanged();
   }
 
@@ -188,6 +220,33 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     return this.rpc(async () => {
       await this.#requireManager(user);
       return { restrictions: this.#moderation.active() };
+    });
+  }
+
+  /** The open (or last) poll with its tallies, for `GET /api/stations/:id/polls`. */
+  currentPoll() {
+    return this.rpc(async () => {
+      await this.#requireStation();
+      return { poll: this.#desk.polls.latest };
+    });
+  }
+
+  queue() {
+    return this.rpc(async () => {
+      await this.#requireStation();
+      return { queue: this.#desk.queue.items, nowPlaying: this.#show.state?.nowPlaying ?? null };
+    });
+  }
+
+  /** A favourite gained (+1) or lost (-1) while live counts toward the session's engagement. */
+  favourited(delta: 1 | -1) {
+    return this.rpc(() => this.#desk.favourite(delta));
+  }
+
+  sessionAnalytics(user: PublicUser, sessionId: string) {
+    return this.rpc(async () => {
+      await this.#requireManager(user);
+      return this.#desk.sessionAnalytics(sessionId);
     });
   }
 
@@ -226,6 +285,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       const { seq } = this.#chat.post(tx, message);
       return { seq, result: { message } };
     });
+    this.#desk.chatSent(message.sessionId !== null);
     this.#lobby.touch();
     return handled;
   }
@@ -336,6 +396,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       counts,
       windowMs: REACTION_WINDOW_MS,
     });
+    this.#desk.reactionsSent(counts);
     this.#lobby.touch();
   }
 
@@ -381,6 +442,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       chatMessages: this.#chatMeter.sessionCount,
       messagesPerMinute: this.#chatMeter.perMinute(now),
       reactions: this.#reactions.totals,
+      engagement: this.#desk.engagement(),
       ended: this.#show.ended,
       at: now,
     };

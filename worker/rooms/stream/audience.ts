@@ -6,7 +6,7 @@ import type { Connection } from '../../channel/room';
 import type { ListenerCounts } from '../../protocol/stream';
 
 /** A listener's identity for "distinct over the session": the user, or the connection if anonymous. */
-function listenerKey(conn: Connection): string {
+export function listenerKey(conn: Connection): string {
   return conn.userId ? `u:${conn.userId}` : `a:${conn.cid}`;
 }
 

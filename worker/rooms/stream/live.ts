@@ -107,7 +107,8 @@ export class LiveShow {
     return { session: summary, seq: event.seq };
   }
 
-  changeMetadata(tx: Tx, patch: MetadataUpdate) {
+  /** `queueItemId`: the queue's head that plays now (one event for both, issue 11). */
+  changeMetadata(tx: Tx, patch: MetadataUpdate, queueItemId?: string) {
     const live = this.#require('go live before changing what plays');
     const nowPlaying: NowPlaying = { ...live.nowPlaying, updatedAt: Date.now() };
     const changed: string[] = [];
@@ -132,6 +133,7 @@ export class LiveShow {
       stationId: this.stationId,
       nowPlaying,
       changed,
+      ...(queueItemId ? { queueItemId } : {}),
     });
     return { nowPlaying, seq: event.seq };
   }
