@@ -135,7 +135,7 @@ export const stationDeskRoutes = new Hono<AppEnv>()
   .get('/stations/:stationId/queue', async (c) => {
     const stationId = pathId(c, 'stationId');
     await existingStation(c, stationId);
-    return c.json(await station.room(c.env, stationId).queue());
+    return c.json(await station.room(c.env, stationId).trackQueue());
   })
   .post('/stations/:stationId/queue', signedIn, jsonBody(queueAdd), async (c) => {
     await managedStation(c);

@@ -231,7 +231,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     });
   }
 
-  queue() {
+  trackQueue() {
     return this.rpc(async () => {
       await this.#requireStation();
       return { queue: this.#desk.queue.items, nowPlaying: this.#show.state?.nowPlaying ?? null };
