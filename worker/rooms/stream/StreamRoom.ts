@@ -140,7 +140,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       this.#audience.startSession(this.connections());
       this.#chatMeter.resetSession();
       this.#reactions.resetSession();
-      this.#desk.started(this.#show.state?.session.id ?? '');
+      this.#desk.started();
       this.#countsChanged();
       // Live state reaches the lobby at once (in order); only counts are coalesced.
       await this.#lobby.flush();
@@ -157,6 +157,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
       const handled = this.commit(call, (tx) => {
         this.#desk.stopping(tx);
         const { seq, ...result } = this.#show.stop(tx, final);
+        this.#desk.stopped(tx, result.session.endedAt);
         return { seq, result };
       });
       this.#countsChanged();

@@ -192,20 +192,27 @@ export class ShowDesk {
   // ---- the room's lifecycle --------------------------------------------------------------
 
   /** After the go-live commit: the session's buckets start with whoever is here. */
-  started(sessionId: string): void {
+  started(): void {
+    const session = this.host.live()?.session;
+    if (!session) return;
     const conns = [...this.host.connections()];
-    this.analytics.start(sessionId, this.host.counts(), conns.map(listenerKey));
-    this.polls.forgetBefore(sessionId);
+    const keys = conns.map(listenerKey);
+    this.analytics.start(session.id, this.host.counts(), keys, session.startedAt);
+    this.polls.forgetBefore(session.id);
     const next = this.analytics.nextBoundary();
     if (next !== null) this.host.kit.scheduleSoon(MINUTE_TASK, next);
     this.#engagementChanged();
   }
 
-  /** Inside the stop commit, before `stream.stopped`: the open poll closes, the last minute is written. */
+  /** Inside the stop commit, before `stream.stopped`: the open poll closes. */
   stopping(tx: Tx): void {
     const open = this.polls.open;
     if (open) this.polls.close(tx, open.id, 'stream_stopped');
-    this.analytics.stop(tx, this.host.counts());
+  }
+
+  /** Inside the stop commit, after it: the session's last minute is written. */
+  stopped(tx: Tx, endedAt: number): void {
+    this.analytics.stop(tx, this.host.counts(), endedAt);
   }
 
   joined(conn: Connection, firstOfUser: boolean): void {
