@@ -167,4 +167,5 @@ export class WavecastClient {
     return this.channel<LobbyServerFrame, LobbySnapshot>('/ws', options);
   }
 }
+export * from './station';
 export * from './stories';

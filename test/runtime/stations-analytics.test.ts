@@ -230,7 +230,7 @@ describe('session analytics', () => {
     expect(live.minutes.reduce((n, m) => n + m.joins, 0)).toBe(5);
     // The owner's dashboard gets the live frame; listeners never do.
     const frame = await desk.socket.next<AnalyticsFrame>(
-      (f) => f.type === 'analytics' && (f as AnalyticsFrame).analytics.pollVotes === 3,
+      (f) => f.type === 'analytics' && (f as unknown as AnalyticsFrame).analytics.pollVotes === 3,
       8000,
     );
     expect(frame.analytics).toMatchObject({ sessionId: session.id, chatMessages: 3 });

@@ -202,7 +202,8 @@ describe('voting', () => {
     await ask(annTab2.socket, { type: 'poll.vote', pollId: poll.id, choices: [2] });
     const last = await desk.next<PollTalliesFrame>(
       (f) =>
-        f.type === 'poll.tallies' && JSON.stringify((f as PollTalliesFrame).tallies) === '[1,0,1]',
+        f.type === 'poll.tallies' &&
+        JSON.stringify((f as unknown as PollTalliesFrame).tallies) === '[1,0,1]',
     );
     expect(last).toMatchObject({ pollId: poll.id, votes: 2, voters: 2 });
     // A new tab of hers shows her ballot in its welcome.
@@ -220,7 +221,7 @@ describe('voting', () => {
     await ask(tabs[0]!.socket, { type: 'poll.vote', pollId: poll.id, choices: [0, 1, 2] });
     await ask(tabs[1]!.socket, { type: 'poll.vote', pollId: poll.id, choices: [2] });
     const tallies = await desk.next<PollTalliesFrame>(
-      (f) => f.type === 'poll.tallies' && (f as PollTalliesFrame).voters === 2,
+      (f) => f.type === 'poll.tallies' && (f as unknown as PollTalliesFrame).voters === 2,
     );
     expect(tallies).toMatchObject({ tallies: [1, 1, 2], votes: 4, voters: 2 });
     await closeAll([desk, ...tabs.map((t) => t.socket)]);
@@ -320,7 +321,7 @@ describe('voting', () => {
     const last = await watcher.socket.next<PollTalliesFrame>(
       (f) =>
         f.type === 'poll.tallies' &&
-        JSON.stringify((f as PollTalliesFrame).tallies) === JSON.stringify(want),
+        JSON.stringify((f as unknown as PollTalliesFrame).tallies) === JSON.stringify(want),
     );
     expect(last).toMatchObject({ votes: 24, voters: 24 });
     const frames = watcher.socket.all<PollTalliesFrame>('poll.tallies');
