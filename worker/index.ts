@@ -8,11 +8,13 @@ import { authenticate, writeOrigin } from './http/auth';
 import { notFound, onError } from './http/errors';
 import { writeLimit } from './http/rate-limit';
 import { countRequests } from './http/request-metrics';
+import { consumeNotifications, type NotificationMessage } from './rooms/user/kind';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
 import { healthRoutes } from './routes/health';
+import { meRoutes, meSockets } from './routes/me';
 import { adminMetricsRoutes, metricsRoutes } from './routes/metrics';
 import { stationDeskRoutes } from './routes/station-desk';
 import { stationRoutes, stationSockets } from './routes/stations';
@@ -25,12 +27,14 @@ const api = new Hono<AppEnv>()
   .route('/', stationRoutes)
   .route('/', stationDeskRoutes)
   .route('/', storyRoutes)
+  .route('/', meRoutes)
   .route('/', adminRoutes)
   .route('/', adminMetricsRoutes);
 
 const sockets = new Hono<AppEnv>()
   .route('/', commentSockets)
   .route('/', eventSockets)
+  .route('/', meSockets)
   .route('/', stationSockets)
   .route('/', storySockets);
 
@@ -71,7 +75,9 @@ export default {
     const deleted = await pruneExpiredIdempotencyKeys(env.DB, controller.scheduledTime);
     console.log(`pruned ${deleted} idempotency keys`);
   },
-} satisfies ExportedHandler<Env>;
+  /** The notification queue: fan-outs to many users, off every request path (docs/notifications.md). */
+  queue: (batch, env) => consumeNotifications(batch, env),
+} satisfies ExportedHandler<Env, NotificationMessage>;
 
 export { MetricsHub } from './channel/metrics-hub';
 export { ConnectionQuota } from './channel/quota';
@@ -82,3 +88,4 @@ export { Lobby } from './rooms/lobby/Lobby';
 export { PlayRoom } from './rooms/play/PlayRoom';
 export { StoryRoom } from './rooms/story/StoryRoom';
 export { StreamRoom } from './rooms/stream/StreamRoom';
+export { UserChannel } from './rooms/user/UserChannel';

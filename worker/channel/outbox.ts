@@ -7,6 +7,19 @@
 /** Turns one outbox row into the D1 statements that apply it. Must be idempotent. */
 export type OutboxWriter = (d1: D1Database, payload: never) => D1PreparedStatement[];
 
+/**
+ * An outbox row that is not a D1 write but a call to something else (another channel object, a
+ * queue): run after the D1 statements of the rows before it, retried like them until it
+ * succeeds, so it must be idempotent too (the callee dedupes by a key in the payload). Effects
+ * are defined once per isolate, by the module that adds their rows (so importing it is enough).
+ */
+export type OutboxEffect = (env: Env, payload: never) => Promise<void>;
+const effects = new Map<string, OutboxEffect>();
+
+export function defineOutboxEffect<P>(op: string, effect: (env: Env, payload: P) => Promise<void>) {
+  effects.set(op, effect as OutboxEffect);
+}
+
 const BATCH_ROWS = 50;
 /** Attempts before a row that keeps failing on its own is set aside (and logged). */
 const MAX_ATTEMPTS = 5;
@@ -16,6 +29,8 @@ const RETRY_MAX_MS = 60_000;
 export interface OutboxHost {
   readonly label: string;
   readonly d1: D1Database;
+  /** What effects (rows that call other objects or queues) are given. */
+  readonly env: Env;
   /** Asks for a flush at `at` (the room's alarm), in case nothing else wakes the object. */
   scheduleFlush(at: number): Promise<void>;
 }
@@ -43,7 +58,9 @@ export class Outbox {
 
   /** Adds a row. Call inside the transaction that commits the change it describes. */
   add(op: string, payload: unknown, now = Date.now()): void {
-    if (!this.#writers.has(op)) throw new Error(`no outbox writer for ${op}`);
+    if (!this.#writers.has(op) && !effects.has(op)) {
+      throw new Error(`no outbox writer for ${op}`);
+    }
     this.sql.exec(
       'INSERT INTO channel_outbox (op, payload, at) VALUES (?, ?, ?)',
       op,
@@ -97,8 +114,7 @@ export class Outbox {
         return;
       }
       try {
-        const statements = rows.flatMap((r) => this.#statements(r.op, r.payload));
-        if (statements.length > 0) await this.host.d1.batch(statements);
+        await this.#apply(rows);
         this.sql.exec('DELETE FROM channel_outbox WHERE id <= ?', rows.at(-1)?.id ?? 0);
         this.#failures = 0;
       } catch (err) {
@@ -125,8 +141,7 @@ export class Outbox {
     let progressed = false;
     for (const row of rows) {
       try {
-        const statements = this.#statements(row.op, row.payload);
-        if (statements.length > 0) await this.host.d1.batch(statements);
+        await this.#apply([row]);
         this.sql.exec('DELETE FROM channel_outbox WHERE id = ?', row.id);
         progressed = true;
       } catch (err) {
@@ -145,6 +160,25 @@ export class Outbox {
       }
     }
     return progressed;
+  }
+
+  /**
+   * Applies rows in order: D1 statements in one batch per run of writer rows, each effect after
+   * everything before it (so a fan-out that reads D1 sees the rows committed before it).
+   */
+  async #apply(rows: { op: string; payload: string }[]): Promise<void> {
+    let statements: D1PreparedStatement[] = [];
+    for (const row of rows) {
+      const effect = effects.get(row.op);
+      if (!effect) {
+        statements.push(...this.#statements(row.op, row.payload));
+        continue;
+      }
+      if (statements.length > 0) await this.host.d1.batch(statements);
+      statements = [];
+      await effect(this.host.env, JSON.parse(row.payload) as never);
+    }
+    if (statements.length > 0) await this.host.d1.batch(statements);
   }
 
   #statements(op: string, payload: string): D1PreparedStatement[] {

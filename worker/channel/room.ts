@@ -178,6 +178,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
     this.#outbox = new Outbox(this.sql, {
       label,
       d1: env.DB,
+      env,
       scheduleFlush: (at) => this.#tasks.schedule(OUTBOX_TASK, at, { ifEarlier: true }),
     });
     this.kit = {
@@ -275,13 +276,13 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
         new ChannelError(ErrorCode.upgradeRequired, 'expected a WebSocket upgrade', 426),
       );
     }
-    const { user, address } = readForwarded(request);
+    const { user, address, issuedAt } = readForwarded(request);
     const cid = crypto.randomUUID();
     try {
       await this.ready();
       await this.authorize(user);
       this.#checkCaps(user, address);
-      if (user) await this.#takeLease(user, cid);
+      if (user) await this.#takeLease(user, cid, issuedAt);
     } catch (err) {
       if (!(err instanceof ChannelError)) throw err;
       this.#metrics.refused(err.code);
@@ -363,15 +364,31 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
   }
 
   /** The platform-wide cap: one lease per open socket in the user's quota object. */
-  async #takeLease(user: PublicUser, cid: string): Promise<void> {
+  async #takeLease(user: PublicUser, cid: string, issuedAt: number | null): Promise<void> {
     const limit = Number(this.env.MAX_CONNECTIONS_PER_USER || DEFAULT_USER_CONNECTIONS);
     const holder = { binding: this.#kind.binding, channel: this.channel };
-    if (await quotaOf(this.env, user.id).acquire(cid, holder, limit)) return;
+    const lease = await quotaOf(this.env, user.id).acquire(cid, holder, limit, issuedAt);
+    if (lease === true) return;
+    if (lease === 'revoked') {
+      throw new ChannelError(
+        ErrorCode.tokenRevoked,
+        'this token was issued before a "log out everywhere": sign in again',
+        401,
+      );
+    }
     throw new ChannelError(
       ErrorCode.tooManyConnections,
       `at most ${limit} open connections per user across the platform; close some first`,
       429,
     );
+  }
+
+  /** Closes every socket of a user here (asked by a user's quota on "log out everywhere"). */
+  disconnectUser(userId: string, code: number, reason: string): number {
+    const conns = this.#roster.ofUser(userId);
+    for (const conn of conns) this.closeConnection(conn, code, reason);
+    this.#metrics.settle();
+    return conns.length;
   }
 
   /** Which of these connection ids this channel still holds (asked by a user's quota). */

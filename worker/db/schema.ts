@@ -395,3 +395,39 @@ export const playSteps = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.sessionId, t.step] })],
 );
+
+// Per-user notification inboxes (docs/notifications.md). The user's channel object commits each
+// notification and each read; these rows follow through its outbox. `n` is the inbox's own
+// running number (the object's order), so a read-all can name exactly what it marked.
+export const notifications = sqliteTable(
+  'notifications',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id),
+    n: integer('n').notNull(),
+    kind: text('kind').notNull(),
+    title: text('title').notNull(),
+    body: text('body').notNull().default(''),
+    link: text('link'),
+    data: text('data'),
+    // Where it came from (a booking, a go-live …): one notification per source, however often retried.
+    sourceKey: text('source_key'),
+    createdAt: integer('created_at').notNull(),
+    readAt: integer('read_at'),
+  },
+  (t) => [
+    uniqueIndex('notifications_user_n').on(t.userId, t.n),
+    uniqueIndex('notifications_user_source').on(t.userId, t.sourceKey),
+    index('notifications_user_unread').on(t.userId, t.readAt),
+  ],
+);
+
+// "Log out everywhere": tokens of a user issued before `revokedAt` are refused (docs/notifications.md).
+export const sessionRevocations = sqliteTable('session_revocations', {
+  userId: text('user_id')
+    .primaryKey()
+    .references(() => users.id),
+  revokedAt: integer('revoked_at').notNull(),
+});

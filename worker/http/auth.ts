@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
-import { type AuthUser, requireSecret, verifyToken } from '../auth/tokens';
+import { isRevoked } from '../auth/revocations';
+import { type AuthUser, requireSecret, tokenIssuedAt, verifyToken } from '../auth/tokens';
 import { originAllowed } from '../channel/origins';
 import type { Role } from '../db/schema';
 import { ErrorCode } from '../protocol/core';
@@ -32,10 +33,22 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   } else {
     const user = await verifyToken(token, requireSecret(c.env));
     if (!user) throw new ApiError(401, ErrorCode.invalidToken, 'token is invalid or expired');
+    await refuseRevoked(c.env, user);
     c.set('user', user);
   }
   await next();
 });
+
+/** 401 `token_revoked` for a token issued before the user logged out everywhere. */
+export async function refuseRevoked(env: Env, user: AuthUser): Promise<void> {
+  if (await isRevoked(env, user.id, tokenIssuedAt(user))) {
+    throw new ApiError(
+      401,
+      ErrorCode.tokenRevoked,
+      'this token was issued before a "log out everywhere": sign in again',
+    );
+  }
+}
 
 export function currentUser(c: Context<AppEnv>): AuthUser {
   const user = c.get('user');

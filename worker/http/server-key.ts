@@ -5,6 +5,7 @@ import { createMiddleware } from 'hono/factory';
 import { requireSecret, verifyToken } from '../auth/tokens';
 import { ErrorCode } from '../protocol/core';
 import type { AppEnv } from './app-env';
+import { refuseRevoked } from './auth';
 import { ApiError } from './errors';
 
 /** Shorter keys are ignored (treated as unset), so a placeholder can never open the door. */
@@ -37,6 +38,7 @@ export const serverKeyOrAdmin = createMiddleware<AppEnv>(async (c, next) => {
   }
   const user = await verifyToken(token, requireSecret(c.env));
   if (!user) throw new ApiError(401, ErrorCode.invalidToken, 'token is invalid or expired');
+  await refuseRevoked(c.env, user);
   if (user.role !== 'admin') throw new ApiError(403, ErrorCode.forbidden, 'requires role admin');
   await next();
 });

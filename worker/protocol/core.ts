@@ -101,6 +101,11 @@ export const ErrorCode = {
   userNotFound: 'user_not_found',
   // door checks (docs/protocol.md, "Limits")
   tooManyConnections: 'too_many_connections',
+  // the user channel (docs/notifications.md)
+  notificationNotFound: 'notification_not_found',
+  watermarkInFuture: 'watermark_in_future',
+  staleVersion: 'stale_version',
+  tokenRevoked: 'token_revoked',
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -21,6 +21,7 @@ import { commitChange, mirror, registerWriters } from './commits';
 import { Inventory, refusalFor, seatsOf } from './inventory';
 import { KeyShards } from './KeyClaims';
 import { event as eventKind } from './kind';
+import { bookingCancelled, bookingConfirmed } from './notices';
 import { seedFromD1 } from './seed';
 import { transferTicket } from './tickets';
 import { bookingView, eventView } from './views';
@@ -235,6 +236,7 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
         bookedSeats: seats.bookedSeats,
         ...(idem ? { answer: { ...idem, ...answer, at: now } } : {}),
       });
+      bookingConfirmed(tx, event, user.id, booking.id, quantity);
       return { ...answer, replayed: false };
     });
   }
@@ -282,6 +284,7 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
         at: now,
         bookedSeats: seats.bookedSeats,
       });
+      bookingCancelled(tx, event, booking.userId, bookingId, booking.quantity);
       const cancelled = bookingView(
         { ...booking, status: 'cancelled', cancelledAt: now, cancelledBy: user.id },
         tickets.map((t) => ({ ...t, status: 'cancelled' as const })),

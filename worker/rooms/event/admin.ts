@@ -10,6 +10,7 @@ import { type Grant, mustManage, mustSee } from './access';
 import { commitChange, mirror } from './commits';
 import type { EventParts } from './EventRoom';
 import { seatsOf } from './inventory';
+import { eventChanged } from './notices';
 import { eventView } from './views';
 
 /** The event as the caller may manage it: 404, 401/403 for a private one, then 403 `forbidden`. */
@@ -40,7 +41,8 @@ export function updateEvent(
         409,
       );
     }
-    tx.publish({ type: 'event.updated', event: eventView(edited), changed });
+    const published = tx.publish({ type: 'event.updated', event: eventView(edited), changed });
+    if (edited.bookedSeats > 0) eventChanged(tx, edited, published.seq, changed);
     if (changed.includes('capacity')) {
       tx.publish({
         type: 'seats.updated',

@@ -8,6 +8,7 @@ import { ErrorCode, type PublicUser } from '../../protocol/core';
 import { canSee } from './access';
 import { commitChange, mirror } from './commits';
 import type { EventParts } from './EventRoom';
+import { ticketTransferred } from './notices';
 import { ticketView } from './views';
 
 /** The ticket, if `user` may hand it on now. */
@@ -67,6 +68,7 @@ export async function transferTicket(
       toUserId,
       at: transfer.transferredAt,
     });
+    ticketTransferred(tx, parts.inventory.event(), transfer);
   });
   return { ticket: ticketView({ ...ticket, holderId: toUserId }), transfer };
 }

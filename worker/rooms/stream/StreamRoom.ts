@@ -29,6 +29,7 @@ import { CHAT_BURST, CHAT_REFILL_SECONDS, ChatMeter, ReactionTally } from './eng
 import { mayManageStation, station } from './kind';
 import { LiveShow } from './live';
 import { ModerationBook } from './moderation';
+import { restricted } from './notices';
 
 /** Counts reach listeners, and the lobby, at most about once per interval. */
 export const LISTENERS_INTERVAL_MS = 1000;
@@ -367,6 +368,7 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
         expiresAt: until,
         createdAt: now,
       });
+      restricted(tx, this.#info(), request.userId, request.action, until, reason, now);
       return { result: { userId: request.userId, action: request.action, until } };
     });
     if (request.action === 'ban') {

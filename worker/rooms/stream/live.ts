@@ -16,6 +16,7 @@ import type {
   SessionSummary,
   ShowInfo,
 } from '../../protocol/stream';
+import { wentLive } from './notices';
 
 export interface LiveState {
   session: BroadcastSession;
@@ -78,6 +79,7 @@ export class LiveShow {
     this.kit.log.setMeta('ended', 'null');
     this.kit.log.setMeta('savedStats', `${session.id}:${opening.peak}:${opening.distinct}`);
     tx.outbox('session.start', { session, nowPlaying, ...opening });
+    wentLive(tx, session);
     const event = tx.publish({
       type: 'stream.started',
       stationId: this.stationId,
