@@ -7,15 +7,26 @@ import type {
 import type { EventRoomSnapshot, EventServerFrame } from '../../worker/protocol/events';
 import type { LobbyServerFrame, LobbySnapshot } from '../../worker/protocol/lobby';
 import type { StreamServerFrame, StreamSnapshot } from '../../worker/protocol/stream';
+import type {
+  Balance,
+  BalanceInput,
+  NotificationPage,
+  ReadResult,
+  UserServerFrame,
+  UserSnapshot,
+} from '../../worker/protocol/user';
 import { Channel, type ChannelOptions } from './channel';
+import { MeChannel } from './me';
 
 export type * from '../../worker/protocol/comments';
 export type * from '../../worker/protocol/core';
 export type * from '../../worker/protocol/events';
 export type * from '../../worker/protocol/lobby';
 export type * from '../../worker/protocol/stream';
+export type * from '../../worker/protocol/user';
 export type { ChannelOptions, ChannelState } from './channel';
 export { Channel, RequestError } from './channel';
+export { MeChannel, Store } from './me';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -101,8 +112,70 @@ export class WavecastClient {
     return session;
   }
 
-  me() {
+  /** The signed-in account (`GET /api/me`). */
+  profile() {
     return this.request<{ user: SessionUser }>('GET', '/api/me');
+  }
+
+  /**
+   * The signed-in user's own channel (`/ws/me`): notifications, the unread count as a store that
+   * follows the server, the balance, `markRead` / `markAllRead`. docs/notifications.md.
+   */
+  me(options: Partial<ChannelOptions> = {}): MeChannel {
+    return new MeChannel(this.channel<UserServerFrame, UserSnapshot>('/ws/me', options));
+  }
+
+  /** A page of my notifications, newest first (`before`: the previous page's `nextCursor`). */
+  notifications(page: { limit?: number; before?: string; unread?: boolean } = {}) {
+    const query = new URLSearchParams();
+    if (page.limit) query.set('limit', String(page.limit));
+    if (page.before) query.set('before', page.before);
+    if (page.unread !== undefined) query.set('unread', String(page.unread));
+    const suffix = query.size ? `?${query}` : '';
+    return this.request<NotificationPage>('GET', `/api/me/notifications${suffix}`);
+  }
+
+  unreadCount() {
+    return this.request<{ unread: number }>('GET', '/api/me/notifications/unread-count');
+  }
+
+  /** Marks by ids, or everything created at or before `upTo`, over REST. */
+  readNotifications(target: { ids: string[] } | { upTo: number }) {
+    return this.request<ReadResult & { seq?: number }>(
+      'POST',
+      '/api/me/notifications/read',
+      target,
+    );
+  }
+
+  readAllNotifications() {
+    return this.request<{ marked: number; unread: number; seq?: number }>(
+      'POST',
+      '/api/me/notifications/read-all',
+    );
+  }
+
+  balance() {
+    return this.request<{ balance: Balance | null }>('GET', '/api/me/balance');
+  }
+
+  /** Logs this user out on every device; this client's token stops working too. */
+  async logoutAll() {
+    const result = await this.request<{ revokedAt: number; closed: number }>(
+      'POST',
+      '/api/me/logout-all',
+    );
+    this.token = null;
+    return result;
+  }
+
+  /** Admins: carry a user's balance (until the server publish API does). */
+  setBalance(userId: string, balance: BalanceInput) {
+    return this.request<{ balance: Balance; applied: boolean }>(
+      'POST',
+      `/api/admin/users/${encodeURIComponent(userId)}/balance`,
+      balance,
+    );
   }
 
   comments(itemId: string, page: { before?: string; limit?: number } = {}) {
