@@ -121,6 +121,90 @@ describe('event updates reach every holder through the queue', () => {
   });
 });
 
+describe('event cancellation reaches every holder through the queue', () => {
+  it('calls the event off: watchers hear it, holders are told once, bookings and edits are refused', async () => {
+    const [holder, other, bystander] = await Promise.all([register(), register(), register()]);
+    const event = await createEvent(organiser, { capacity: 20 });
+    await booked(holder, event.id, 2);
+    await booked(other, event.id);
+    const watcher = await connect(`/ws/events/${event.id}`, { token: bystander.token });
+    await watcher.next('welcome');
+    const cancel = (user: TestUser, json: object = {}) =>
+      api(`/api/events/${event.id}/cancel`, { method: 'POST', token: user.token, json });
+    expect((await cancel(holder)).status).toBe(403);
+    expect((await cancel(organiser, { reason: '' })).status).toBe(400);
+    const res = await cancel(organiser, { reason: 'The band is ill' });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { event: { cancelledAt: number | null }; reason: string };
+    expect(body.event.cancelledAt).toBeGreaterThan(0);
+    expect(body.reason).toBe('The band is ill');
+    const frame = await watcher.next<{ event: { cancelledAt: number }; reason: string }>(
+      'event.cancelled',
+    );
+    expect(frame).toMatchObject({ reason: 'The band is ill', event: { id: event.id } });
+    for (const user of [holder, other]) {
+      const [n] = await waitForKind(user, 'event.cancelled');
+      expect(n).toMatchObject({
+        body: 'The band is ill',
+        data: { eventId: event.id, reason: 'The band is ill' },
+      });
+    }
+    expect(await unreadCount(bystander)).toBe(0);
+
+    const again = await cancel(organiser);
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: { code: string } }).error.code).toBe(
+      'event_cancelled',
+    );
+    const late = await book(bystander, { eventId: event.id, quantity: 1 });
+    expect(late.status).toBe(409);
+    expect(JSON.parse(late.text).error.code).toBe('event_cancelled');
+    const edit = await api(`/api/events/${event.id}`, {
+      method: 'PATCH',
+      token: organiser.token,
+      json: { venue: 'x' },
+    });
+    expect(edit.status).toBe(409);
+    const view = await api(`/api/events/${event.id}`, { token: bystander.token });
+    expect(((await view.json()) as { event: { cancelledAt: number } }).event.cancelledAt).toBe(
+      body.event.cancelledAt,
+    );
+    await settled(event.id);
+    const row = await env.DB.prepare('SELECT cancelled_at AS at FROM events WHERE id = ?')
+      .bind(event.id)
+      .first<{ at: number }>();
+    expect(row?.at).toBe(body.event.cancelledAt);
+    // Told once: the holders have exactly one cancellation each.
+    for (const user of [holder, other])
+      expect(await waitForKind(user, 'event.cancelled')).toHaveLength(1);
+    watcher.close();
+  });
+});
+
+describe('the queue delivers once', () => {
+  it('a deliver message that arrives twice creates each notification once', async () => {
+    const users = await Promise.all([register(), register()]);
+    const message = {
+      type: 'deliver' as const,
+      userIds: users.map((u) => u.id),
+      template: { kind: 'test.twice', title: 'Twice', key: unique('twice') },
+    };
+    await env.NOTIFY_QUEUE.send(message, { contentType: 'json' });
+    await env.NOTIFY_QUEUE.send(message, { contentType: 'json' });
+    for (const u of users) await waitForKind(u, 'test.twice');
+    // A fence after both: a second message of the same kind, then exactly one of the first.
+    const fence = {
+      ...message,
+      template: { kind: 'test.fence', title: 'Fence', key: unique('fence') },
+    };
+    await env.NOTIFY_QUEUE.send(fence, { contentType: 'json' });
+    for (const u of users) {
+      await waitForKind(u, 'test.fence');
+      expect(await waitForKind(u, 'test.twice')).toHaveLength(1);
+    }
+  });
+});
+
 describe('a favourited station going live', () => {
   it('tells every user who favourited it, through the queue, and nobody else', async () => {
     const station = await createStation(owner);

@@ -37,7 +37,7 @@ export async function existingUsers(database: Db, userIds: string[]): Promise<Se
 }
 
 /** The fields of an event its organiser may edit, with the seats, as the object holds them. */
-export type EventState = Omit<EventRow, 'organiserId' | 'createdAt'>;
+export type EventState = Omit<EventRow, 'organiserId' | 'createdAt' | 'cancelledAt'>;
 
 export interface AccessRow {
   eventId: string;
@@ -66,6 +66,16 @@ export const eventWriters = {
         e.updatedAt,
         e.id,
       ),
+  ],
+  'event.cancelled': (
+    d1: D1Database,
+    e: { id: string; cancelledAt: number },
+  ): D1PreparedStatement[] => [
+    d1
+      .prepare(
+        'UPDATE events SET cancelled_at = ?1, updated_at = ?1 WHERE id = ?2 AND cancelled_at IS NULL',
+      )
+      .bind(e.cancelledAt, e.id),
   ],
   'access.granted': (d1: D1Database, a: AccessRow): D1PreparedStatement[] => [
     d1

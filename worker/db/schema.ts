@@ -213,6 +213,8 @@ export const events = sqliteTable(
       .default('public'),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
+    // Called off by its organiser (docs/notifications.md): no more bookings, every holder told.
+    cancelledAt: integer('cancelled_at'),
   },
   (t) => [index('events_starts').on(t.startsAt)],
 );

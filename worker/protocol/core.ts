@@ -99,6 +99,7 @@ export const ErrorCode = {
   ticketTransferred: 'ticket_transferred',
   notHolder: 'not_holder',
   userNotFound: 'user_not_found',
+  eventCancelled: 'event_cancelled',
   // door checks (docs/protocol.md, "Limits")
   tooManyConnections: 'too_many_connections',
   // the user channel (docs/notifications.md)

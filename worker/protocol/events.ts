@@ -84,6 +84,10 @@ export const bookingBody = z
   .strict();
 export type BookingRequest = z.infer<typeof bookingBody>;
 
+export const cancelEventBody = z
+  .object({ reason: text().trim().min(1).max(500, 'must be at most 500 characters').optional() })
+  .strict();
+
 export const transferBody = z.object({ toUserId: entityId }).strict();
 
 export const accessBody = z.object({ userId: entityId }).strict();
@@ -105,6 +109,8 @@ export interface EventView {
   visibility: Visibility;
   createdAt: number;
   updatedAt: number;
+  /** When the organiser called the event off (null: on). Bookings are refused after it. */
+  cancelledAt: number | null;
 }
 
 export interface Seats {
@@ -181,12 +187,20 @@ export interface EventUpdatedEvent extends Sequenced {
   changed: (keyof EventChanges)[];
 }
 
+/** The organiser called the event off: no more bookings; every ticket holder is notified. */
+export interface EventCancelledEvent extends Sequenced {
+  type: 'event.cancelled';
+  event: EventView;
+  reason: string | null;
+}
+
 export type EventChannelEvent =
   | BookingCreatedEvent
   | BookingCancelledEvent
   | SeatsUpdatedEvent
   | TicketTransferredEvent
-  | EventUpdatedEvent;
+  | EventUpdatedEvent
+  | EventCancelledEvent;
 export type EventServerFrame = CoreServerFrame | EventChannelEvent;
 
 export interface EventRoomSnapshot extends Seats {

@@ -19,6 +19,7 @@ import { ErrorCode } from '../protocol/core';
 import {
   accessBody,
   bookingBody,
+  cancelEventBody,
   createEventBody,
   transferBody,
   updateEventBody,
@@ -116,6 +117,7 @@ export const eventRoutes = new Hono<AppEnv>()
       visibility: body.visibility,
       createdAt: now,
       updatedAt: now,
+      cancelledAt: null,
     };
     await insertEvent(c.env.DB, row, accessUserIds);
     return c.json({ event: eventView(row), accessUserIds }, 201);
@@ -127,6 +129,10 @@ export const eventRoutes = new Hono<AppEnv>()
   .patch('/events/:eventId', signedIn, jsonBody(updateEventBody), idempotent, async (c) => {
     const room = eventKind.room(c.env, pathId(c, 'eventId'));
     return c.json(await room.updateEvent(currentUser(c), c.req.valid('json')));
+  })
+  .post('/events/:eventId/cancel', signedIn, jsonBody(cancelEventBody), idempotent, async (c) => {
+    const room = eventKind.room(c.env, pathId(c, 'eventId'));
+    return c.json(await room.cancelEvent(currentUser(c), c.req.valid('json').reason ?? null));
   })
   .get('/events/:eventId/access', async (c) => {
     const room = eventKind.room(c.env, pathId(c, 'eventId'));

@@ -14,7 +14,7 @@ import type {
   eventFrames,
 } from '../../protocol/events';
 import { AccessList, canManage, canSee, mustSee } from './access';
-import { accessList, grantAccess, revokeAccess, updateEvent } from './admin';
+import { accessList, cancelEvent, grantAccess, revokeAccess, updateEvent } from './admin';
 import { type Answer, BookingAnswers, type Idempotency, keyReused } from './answers';
 import { Bookings, itemId } from './bookings';
 import { commitChange, mirror, registerWriters } from './commits';
@@ -117,6 +117,10 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
       if (narrowed) this.#closeWithoutAccess();
       return { event };
     });
+  }
+
+  cancelEvent(user: PublicUser, reason: string | null) {
+    return this.rpc(() => cancelEvent(this.#parts, user, reason));
   }
 
   accessList(user: PublicUser) {

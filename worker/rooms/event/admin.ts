@@ -10,7 +10,7 @@ import { type Grant, mustManage, mustSee } from './access';
 import { commitChange, mirror } from './commits';
 import type { EventParts } from './EventRoom';
 import { seatsOf } from './inventory';
-import { eventChanged } from './notices';
+import { eventCalledOff, eventChanged } from './notices';
 import { eventView } from './views';
 
 /** The event as the caller may manage it: 404, 401/403 for a private one, then 403 `forbidden`. */
@@ -27,6 +27,9 @@ export function updateEvent(
   changes: EventChanges,
 ): { event: EventView; narrowed: boolean } {
   const before = managed(parts, user, 'change it');
+  if (before.cancelledAt !== null) {
+    throw new ChannelError(ErrorCode.eventCancelled, 'the event was cancelled', 409);
+  }
   const changed = (Object.keys(changes) as (keyof EventChanges)[]).filter(
     (k) => changes[k] !== undefined && changes[k] !== before[k],
   );
@@ -66,6 +69,28 @@ export function updateEvent(
   });
   const narrowed = before.visibility === 'public' && row.visibility === 'private';
   return { event: eventView(row), narrowed };
+}
+
+/**
+ * Calls the event off: bookings are refused from now on (`event_cancelled`), watchers hear
+ * `event.cancelled`, and every holder of a valid ticket is notified through the queue. Bookings
+ * and tickets stay as they are (refunds are the organiser's: they may still cancel bookings).
+ */
+export function cancelEvent(parts: EventParts, user: PublicUser, reason: string | null) {
+  managed(parts, user, 'cancel it');
+  const { inventory, kit } = parts;
+  const row = commitChange(kit, (tx) => {
+    const cancelled = inventory.cancel(Date.now());
+    if (!cancelled) {
+      throw new ChannelError(ErrorCode.eventCancelled, 'the event is already cancelled', 409);
+    }
+    const event = eventView(cancelled);
+    tx.publish({ type: 'event.cancelled', event, reason });
+    mirror(tx, 'event.cancelled', { id: cancelled.id, cancelledAt: cancelled.cancelledAt ?? 0 });
+    if (cancelled.bookedSeats > 0) eventCalledOff(tx, cancelled, reason);
+    return cancelled;
+  });
+  return { event: eventView(row), reason };
 }
 
 export function accessList(parts: EventParts, user: PublicUser) {

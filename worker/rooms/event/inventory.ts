@@ -8,7 +8,8 @@ import { ErrorCode } from '../../protocol/core';
 import type { EventChanges, Seats } from '../../protocol/events';
 
 const COLUMNS = `id, organiser_id AS organiserId, title, description, venue, starts_at AS startsAt,
-  capacity, booked_seats AS bookedSeats, visibility, created_at AS createdAt, updated_at AS updatedAt`;
+  capacity, booked_seats AS bookedSeats, visibility, created_at AS createdAt, updated_at AS updatedAt,
+  cancelled_at AS cancelledAt`;
 
 export class Inventory {
   constructor(
@@ -20,6 +21,11 @@ export class Inventory {
       starts_at INTEGER NOT NULL, capacity INTEGER NOT NULL, booked_seats INTEGER NOT NULL,
       visibility TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
       CHECK (booked_seats >= 0 AND booked_seats <= capacity))`);
+    // Objects made before events could be cancelled have the table without the column.
+    const columns = sql.exec<{ name: string }>('PRAGMA table_info(ev_event)').toArray();
+    if (!columns.some((c) => c.name === 'cancelled_at')) {
+      sql.exec('ALTER TABLE ev_event ADD COLUMN cancelled_at INTEGER');
+    }
   }
 
   /** The event; `event_not_found` before the object was seeded with one. */
@@ -78,12 +84,21 @@ export class Inventory {
     return applied.toArray().length > 0 ? this.event() : null;
   }
 
+  /** Calls the event off; null when it already was (nothing written). */
+  cancel(now: number): EventRow | null {
+    const applied = this.sql.exec(
+      'UPDATE ev_event SET cancelled_at = ?1, updated_at = ?1 WHERE cancelled_at IS NULL RETURNING id',
+      now,
+    );
+    return applied.toArray().length > 0 ? this.event() : null;
+  }
+
   /** The event as D1 had it when the object first met it (seeding). */
   put(row: EventRow): void {
     this.sql.exec(
       `INSERT OR REPLACE INTO ev_event (id, organiser_id, title, description, venue, starts_at,
-         capacity, booked_seats, visibility, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         capacity, booked_seats, visibility, created_at, updated_at, cancelled_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       row.id,
       row.organiserId,
       row.title,
@@ -95,6 +110,7 @@ export class Inventory {
       row.visibility,
       row.createdAt,
       row.updatedAt,
+      row.cancelledAt ?? null,
     );
   }
 }
@@ -106,11 +122,14 @@ export function seatsOf(row: { capacity: number; bookedSeats: number }): Seats {
 
 /** Why a booking cannot be had right now; null if it fits. */
 export function refusalFor(
-  event: { capacity: number; bookedSeats: number; startsAt: number },
+  event: { capacity: number; bookedSeats: number; startsAt: number; cancelledAt?: number | null },
   quantity: number,
   now: number,
 ): { code: string; message: string } | null {
   const available = event.capacity - event.bookedSeats;
+  if (event.cancelledAt != null) {
+    return { code: ErrorCode.eventCancelled, message: 'the event was cancelled' };
+  }
   if (event.startsAt <= now) {
     return { code: ErrorCode.bookingClosed, message: 'the event has started; booking is closed' };
   }

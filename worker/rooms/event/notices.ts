@@ -70,6 +70,22 @@ export function ticketTransferred(
   });
 }
 
+/** Every holder of a valid ticket, through the queue: the event is called off (once per event). */
+export function eventCalledOff(tx: Tx, event: EventLike, reason: string | null) {
+  fanOut(
+    tx,
+    { kind: 'holders', eventId: event.id },
+    {
+      kind: 'event.cancelled',
+      title: `${event.title} is cancelled`,
+      body: reason ?? 'The organiser called the event off.',
+      link: link(event.id),
+      data: { eventId: event.id, reason },
+      key: `event.cancelled:${event.id}`,
+    },
+  );
+}
+
 /** Every holder of a valid ticket, through the queue; `seq` (the change's) makes the key. */
 export function eventChanged(tx: Tx, event: EventLike, seq: number, changed: string[]) {
   fanOut(

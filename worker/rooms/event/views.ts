@@ -16,6 +16,7 @@ export function eventView(row: EventRow): EventView {
     visibility: row.visibility,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
+    cancelledAt: row.cancelledAt ?? null,
   };
 }
 
