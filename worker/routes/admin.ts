@@ -9,8 +9,9 @@ import { comments } from '../rooms/comments/kind';
 import { event } from '../rooms/event/kind';
 import { lobby } from '../rooms/lobby/kind';
 import { station } from '../rooms/stream/kind';
+import { userChannel } from '../rooms/user/kind';
 
-const kinds = { comments, event, lobby, stream: station } as const;
+const kinds = { comments, event, lobby, stream: station, user: userChannel } as const;
 
 export const adminRoutes = new Hono<AppEnv>().get('/admin/channels/:kind/:id/stats', async (c) => {
   requireRole(c, 'admin');
