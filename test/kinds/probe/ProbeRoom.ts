@@ -3,6 +3,7 @@
 import { Coalesced } from '../../../worker/channel/coalesce';
 import { ChannelError } from '../../../worker/channel/errors';
 import { type LaneMessage, type LaneStore, MessageLane } from '../../../worker/channel/messages';
+import { defineOutboxEffect } from '../../../worker/channel/outbox';
 import { ChannelRoom, type Handlers } from '../../../worker/channel/room';
 import type { PresenceSnapshot } from '../../../worker/protocol/core';
 import { PROBE_MEMBER_LIMIT, PROBE_VALUE_WINDOW_MS, probe, type probeFrames } from './kind';
@@ -55,6 +56,25 @@ const noteStore = (faults: Faults): LaneStore<Note> => ({
   async page() {
     return { messages: [], nextCursor: null };
   },
+});
+
+/**
+ * The probe's outbox effect: records each call (with whether D1 already had the note committed
+ * before it) and fails while `effectFailures` says so. Module state: effects run in this isolate.
+ */
+export const effectLog: { label: string; noteInD1: boolean }[] = [];
+export const effectFailures = new Map<string, number>();
+
+defineOutboxEffect<{ label: string; noteId: string | null }>('probe.effect', async (env, p) => {
+  const row = p.noteId
+    ? await env.DB.prepare('SELECT id FROM probe_notes WHERE id = ?').bind(p.noteId).first()
+    : null;
+  effectLog.push({ label: p.label, noteInD1: row !== null });
+  const left = effectFailures.get(p.label) ?? 0;
+  if (left > 0) {
+    effectFailures.set(p.label, left - 1);
+    throw new Error(`probe effect ${p.label} fails on purpose`);
+  }
 });
 
 export class ProbeRoom extends ChannelRoom<typeof probeFrames, ProbeSnapshot> {
@@ -130,6 +150,33 @@ export class ProbeRoom extends ChannelRoom<typeof probeFrames, ProbeSnapshot> {
       // expected
     }
     return { seq: this.log.seq, outbox: this.kit.outbox.pending() };
+  }
+
+  /**
+   * White-box: commits a note and, after its D1 row, an effect row (or only the effect row);
+   * with `rollBack` the commit throws after adding both.
+   */
+  commitWithEffect(label: string, withNote: boolean, rollBack = false): { outbox: number } {
+    const note: Note | null = withNote
+      ? {
+          id: crypto.randomUUID(),
+          room: this.channelId,
+          user: { id: 'probe-user', name: 'Probe', role: 'listener' },
+          body: label,
+          createdAt: Date.now(),
+        }
+      : null;
+    try {
+      this.commit(null, (tx) => {
+        if (note) this.#notes.post(tx, note);
+        tx.outbox('probe.effect', { label, noteId: note?.id ?? null });
+        if (rollBack) throw new Error('rolled back on purpose');
+        return {};
+      });
+    } catch {
+      // expected with rollBack
+    }
+    return { outbox: this.kit.outbox.pending() };
   }
 
   /** White-box: makes the D1 mirror fail (or work again); returns how often it was tried. */
