@@ -17,6 +17,10 @@ export default defineConfig(async () => ({
           // Small enough to reach in a test (docs/protocol.md, "Limits").
           MAX_CONNECTIONS_PER_ADDRESS_PER_CHANNEL: '40',
           MAX_CONNECTIONS_PER_USER: '20',
+          // A broadcast tree and presence shards small enough to see every part of in a test.
+          BROADCAST_RELAYS: '3',
+          BROADCAST_RELAY_CAPACITY: '30',
+          PRESENCE_SHARDS: '4',
           // The optional server key (docs/operations.md): set here so /metrics can be read with it.
           SERVER_API_KEY: 'test-server-key-0123456789abcdef0123456789',
           TEST_MIGRATIONS: await readD1Migrations('./migrations'),

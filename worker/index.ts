@@ -11,12 +11,14 @@ import { countRequests } from './http/request-metrics';
 import { consumeNotifications, type NotificationMessage } from './rooms/user/kind';
 import { adminRoutes } from './routes/admin';
 import { authRoutes } from './routes/auth';
+import { broadcastRoutes, broadcastSockets } from './routes/broadcast';
 import { commentRoutes, commentSockets } from './routes/comments';
 import { eventRoutes, eventSockets } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { meRoutes, meSockets } from './routes/me';
 import { adminMetricsRoutes, metricsRoutes } from './routes/metrics';
 import { stationDeskRoutes } from './routes/station-desk';
+import { serverRoutes } from './routes/server';
 import { stationRoutes, stationSockets } from './routes/stations';
 import { storyRoutes, storySockets } from './routes/stories';
 
@@ -28,10 +30,12 @@ const api = new Hono<AppEnv>()
   .route('/', stationDeskRoutes)
   .route('/', storyRoutes)
   .route('/', meRoutes)
+  .route('/', broadcastRoutes)
   .route('/', adminRoutes)
   .route('/', adminMetricsRoutes);
 
 const sockets = new Hono<AppEnv>()
+  .route('/', broadcastSockets)
   .route('/', commentSockets)
   .route('/', eventSockets)
   .route('/', meSockets)
@@ -55,6 +59,8 @@ const app = new Hono<AppEnv>()
   )
   .route('/', healthRoutes)
   .route('/', metricsRoutes)
+  // Trusted backends: the server key, not a user's token (docs/server-api.md).
+  .route('/server/v1', serverRoutes)
   .use('/api/*', writeOrigin)
   .use('/api/*', authenticate)
   .use('/api/*', writeLimit)
@@ -81,11 +87,14 @@ export default {
 
 export { MetricsHub } from './channel/metrics-hub';
 export { ConnectionQuota } from './channel/quota';
+export { BroadcastRelay } from './rooms/broadcast/BroadcastRelay';
+export { BroadcastRoot } from './rooms/broadcast/BroadcastRoot';
 export { CommentRoom } from './rooms/comments/CommentRoom';
 export { EventRoom } from './rooms/event/EventRoom';
 export { KeyClaims } from './rooms/event/KeyClaims';
 export { Lobby } from './rooms/lobby/Lobby';
 export { PlayRoom } from './rooms/play/PlayRoom';
+export { PresenceShard } from './rooms/presence/PresenceShard';
 export { StoryRoom } from './rooms/story/StoryRoom';
 export { StreamRoom } from './rooms/stream/StreamRoom';
 export { UserChannel } from './rooms/user/UserChannel';

@@ -33,6 +33,11 @@ export interface KindDeclaration<
   write: WriteRule;
   /** `members` lists who is here and announces joins and leaves; `counts` only counts. */
   presence: 'members' | 'counts';
+  /**
+   * Event names the kind publishes itself, which the server API refuses as app events
+   * (`booking.created`); a name ending in `.` reserves the family (`booking.`).
+   */
+  reservedEvents?: readonly string[];
 }
 
 /** What an RPC method of a room returns: a refusal crosses the RPC boundary as data. */

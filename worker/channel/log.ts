@@ -76,6 +76,19 @@ export class SequenceLog {
     return { recovered: true, events };
   }
 
+  /** The newest `limit` retained events, oldest first (optionally only those before `before`). */
+  recent(limit: number, before?: number): string[] {
+    return this.sql
+      .exec<{ frame: string }>(
+        'SELECT frame FROM channel_log WHERE seq < ? ORDER BY seq DESC LIMIT ?',
+        before ?? Number.MAX_SAFE_INTEGER,
+        limit,
+      )
+      .toArray()
+      .map((r) => r.frame)
+      .reverse();
+  }
+
   /** Number of events currently retained (for tests and monitoring). */
   size(): number {
     return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM channel_log').one().n;

@@ -16,9 +16,11 @@ import {
   type PresenceSnapshot,
   type PublicUser,
   type RecoveryInfo,
+  SERVER_PRINCIPAL,
   type Sequenced,
   type WelcomeFrame,
 } from '../protocol/core';
+import { appEvent } from './app-events';
 import { ChannelError } from './errors';
 import { Fanout } from './fanout';
 import { frameBytes, isRtt, parseFrame } from './frames';
@@ -228,6 +230,12 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
    * request (not before alarms or closes). Most kinds need nothing: their state is in SQLite.
    */
   protected async load(): Promise<void> {}
+
+  /**
+   * Refuses server API calls for a channel whose subject does not exist (an event, a station
+   * that was never created): throw a 404 ChannelError. Most kinds accept any id.
+   */
+  protected mustExist(): void | Promise<void> {}
 
   /** Refuses a connection before it is accepted (throw a ChannelError). */
   protected authorize(_user: PublicUser | null): void | Promise<void> {}
@@ -538,6 +546,68 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
         parsed.frame as FrameOf<M, keyof M & string>,
       );
     });
+  }
+
+  // ---- the server API (docs/server-api.md) ------------------------------------------
+
+  /**
+   * An app event from a trusted backend: checked (name, size, the kind's reserved names),
+   * sequenced, stored and sent like every event of the channel. `requestId` (the call's
+   * Idempotency-Key) is deduped in the channel's own ledger, in the commit that publishes.
+   */
+  publishApp(type: string, data: unknown, requestId?: string) {
+    return this.rpc(async () => {
+      await this.#mustExist();
+      const event = appEvent(type, data, this.#kind.reservedEvents ?? []);
+      const key = requestId === undefined ? undefined : `u:${SERVER_PRINCIPAL.id}:${requestId}`;
+      const call: Call = {
+        user: SERVER_PRINCIPAL,
+        conn: null,
+        receivedAt: Date.now(),
+        ...(key ? { key, hash: requestHash({ publish: event }) } : {}),
+      };
+      const run = async (): Promise<Handled> =>
+        this.commit(call, (tx) => ({
+          seq: tx.publish(event).seq,
+          result: { channel: this.channel, type: event.type },
+        }));
+      if (!call.key || !call.hash) return { value: await run(), duplicate: false };
+      return this.#ledger.once(call.key, call.hash, run, () => call.answered !== undefined);
+    });
+  }
+
+  /** Who is connected (the kind's presence view) and the channel's position. */
+  channelInfo() {
+    return this.rpc(async () => {
+      await this.#mustExist();
+      return {
+        channel: this.channel,
+        kind: this.#kind.kind,
+        seq: this.log.seq,
+        epoch: this.log.epoch,
+        presence: this.presenceSnapshot(),
+      };
+    });
+  }
+
+  /** The newest retained events (oldest first), or those before `before`. */
+  recentEvents(limit: number, before?: number) {
+    return this.rpc(async () => {
+      await this.#mustExist();
+      const events = this.log.recent(limit, before).map((json) => JSON.parse(json) as unknown);
+      return { channel: this.channel, seq: this.log.seq, epoch: this.log.epoch, events };
+    });
+  }
+
+  async #mustExist(): Promise<void> {
+    try {
+      await this.mustExist();
+    } catch (err) {
+      if (err instanceof ChannelError && err.status === 404) {
+        throw new ChannelError(ErrorCode.unknownChannel, `no channel ${this.channel}`, 404);
+      }
+      throw err;
+    }
   }
 
   /** Serialises async work that must not interleave (a read of D1 followed by a commit). */

@@ -42,3 +42,21 @@ export const serverKeyOrAdmin = createMiddleware<AppEnv>(async (c, next) => {
   if (user.role !== 'admin') throw new ApiError(403, ErrorCode.forbidden, 'requires role admin');
   await next();
 });
+
+/**
+ * The server API (docs/server-api.md): the server key, or 401 — a missing, malformed or wrong key
+ * alike, before the body is read and before any object is reached. The key is never logged.
+ */
+export const serverKey = createMiddleware<AppEnv>(async (c, next) => {
+  const match = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
+  const token = match?.[1];
+  if (!token || !(await isServerKey(c.env, token))) {
+    throw new ApiError(
+      401,
+      ErrorCode.invalidServerKey,
+      'send the server key as "Authorization: Bearer <SERVER_API_KEY>"',
+    );
+  }
+  c.set('user', null);
+  await next();
+});

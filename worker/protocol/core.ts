@@ -107,6 +107,17 @@ export const ErrorCode = {
   watermarkInFuture: 'watermark_in_future',
   staleVersion: 'stale_version',
   tokenRevoked: 'token_revoked',
+  // the server API, announcements, market values, presence (docs/server-api.md, docs/presence.md)
+  invalidServerKey: 'invalid_server_key',
+  unknownChannel: 'unknown_channel',
+  invalidEventType: 'invalid_event_type',
+  eventTypeReserved: 'event_type_reserved',
+  payloadTooLarge: 'payload_too_large',
+  staleMarketValue: 'stale_market_value',
+  announcementNotFound: 'announcement_not_found',
+  tooManyIds: 'too_many_ids',
+  tooManyAnnouncements: 'too_many_announcements',
+  marketKeysFull: 'market_keys_full',
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -151,6 +162,12 @@ export interface PublicUser {
   name: string;
   role: string;
 }
+
+/**
+ * Who a server API call acts as inside a channel (docs/server-api.md): a trusted backend, not a
+ * user. Its request ids live under this id in each channel's ledger, apart from every user's.
+ */
+export const SERVER_PRINCIPAL: PublicUser = { id: 'server', name: 'server', role: 'server' };
 
 /**
  * Every durable channel event carries `seq` (monotonic per channel). Events that need a time

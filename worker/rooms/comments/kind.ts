@@ -10,4 +10,5 @@ export const comments = defineKind({
   connect: 'anyone',
   write: 'signed-in',
   presence: 'members',
+  reservedEvents: ['comment.'],
 });

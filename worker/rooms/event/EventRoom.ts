@@ -61,6 +61,10 @@ export class EventRoom extends ChannelRoom<typeof eventFrames, EventRoomSnapshot
     return seedFromD1(this.kit, this.channelId, { ...this.#parts, answers: this.#answers });
   }
 
+  protected override mustExist(): void {
+    this.#parts.inventory.event();
+  }
+
   protected override authorize(user: PublicUser | null): void {
     mustSee(this.#parts.inventory.event(), user, this.#parts.access);
   }

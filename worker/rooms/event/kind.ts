@@ -11,6 +11,7 @@ export const event = defineKind({
   connect: 'anyone',
   write: 'nobody',
   presence: 'counts',
+  reservedEvents: ['booking.', 'seats.', 'event.', 'ticket.'],
 });
 
 export type { Answer, Idempotency } from './answers';

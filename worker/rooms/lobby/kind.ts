@@ -11,4 +11,5 @@ export const lobby = defineKind({
   connect: 'anyone',
   write: 'nobody',
   presence: 'counts',
+  reservedEvents: ['station.', 'listeners', 'admin.'],
 });

@@ -50,6 +50,12 @@ export class PlayRoom extends ChannelRoom<typeof playFrames, PlaySnapshot> {
    * Seats are taken here, before the socket is accepted, so two players racing for the last
    * seat cannot both get it. A player who already has a seat always gets back in.
    */
+  protected override mustExist(): void {
+    if (!this.#state.session) {
+      throw new ChannelError(StoryErrorCode.sessionNotFound, 'no such session', 404);
+    }
+  }
+
   protected override authorize(user: PublicUser | null): void {
     const session = this.#state.session;
     if (!session) throw new ChannelError(StoryErrorCode.sessionNotFound, 'no such session', 404);

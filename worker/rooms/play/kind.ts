@@ -13,6 +13,7 @@ export const play = defineKind({
   connect: 'signed-in',
   write: 'signed-in',
   presence: 'members',
+  reservedEvents: ['play.'],
 });
 
 /** The host starts and ends the session. */

@@ -63,6 +63,10 @@ export class StoryRoom extends ChannelRoom<typeof storyFrames, StorySnapshot> {
     }
   }
 
+  protected override mustExist(): void {
+    if (!this.#access()) throw new ChannelError(StoryErrorCode.storyNotFound, 'no such story', 404);
+  }
+
   protected override authorize(user: Connection['user']): void {
     const access = this.#access();
     if (!access || !canRead(access, user)) {

@@ -12,6 +12,7 @@ export const story = defineKind({
   connect: 'anyone',
   write: 'signed-in',
   presence: 'members',
+  reservedEvents: ['doc.', 'story.'],
 });
 
 type Access = Pick<StoryAccess, 'ownerId' | 'coauthorIds' | 'published'>;

@@ -102,6 +102,10 @@ export class StreamRoom extends ChannelRoom<typeof streamFrames, StreamSnapshot>
     return this.#chat.seed();
   }
 
+  protected override async mustExist(): Promise<void> {
+    await this.#requireStation();
+  }
+
   protected override async authorize(user: PublicUser | null): Promise<void> {
     await this.#requireStation();
     if (user && this.#moderation.status(user.id).banned) {

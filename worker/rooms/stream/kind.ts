@@ -12,6 +12,7 @@ export const station = defineKind({
   connect: 'anyone',
   write: 'signed-in',
   presence: 'counts',
+  reservedEvents: ['stream.', 'chat.', 'listeners', 'reactions', 'moderation'],
 });
 
 /** The station's owner and admins run its shows and moderate its chat (route and room alike). */
