@@ -556,8 +556,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
    * Idempotency-Key) is deduped in the channel's own ledger, in the commit that publishes.
    */
   publishApp(type: string, data: unknown, requestId?: string) {
-    return this.rpc(async () => {
-      await this.#mustExist();
+    return this.#serverRpc(async () => {
       const event = appEvent(type, data, this.#kind.reservedEvents ?? []);
       const key = requestId === undefined ? undefined : `u:${SERVER_PRINCIPAL.id}:${requestId}`;
       const call: Call = {
@@ -578,8 +577,7 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
 
   /** Who is connected (the kind's presence view) and the channel's position. */
   channelInfo() {
-    return this.rpc(async () => {
-      await this.#mustExist();
+    return this.#serverRpc(() => {
       return {
         channel: this.channel,
         kind: this.#kind.kind,
@@ -592,22 +590,24 @@ export abstract class ChannelRoom<M extends FrameMap, Snapshot> extends DurableO
 
   /** The newest retained events (oldest first), or those before `before`. */
   recentEvents(limit: number, before?: number) {
-    return this.rpc(async () => {
-      await this.#mustExist();
+    return this.#serverRpc(() => {
       const events = this.log.recent(limit, before).map((json) => JSON.parse(json) as unknown);
       return { channel: this.channel, seq: this.log.seq, epoch: this.log.epoch, events };
     });
   }
 
-  async #mustExist(): Promise<void> {
-    try {
+  /** A server API call: a channel whose subject does not exist (its load or `mustExist` says
+   * 404) is `unknown_channel`, whatever the kind calls it. */
+  async #serverRpc<T>(body: () => Promise<T> | T): Promise<RpcResult<T>> {
+    const result = await this.rpc(async () => {
       await this.mustExist();
-    } catch (err) {
-      if (err instanceof ChannelError && err.status === 404) {
-        throw new ChannelError(ErrorCode.unknownChannel, `no channel ${this.channel}`, 404);
-      }
-      throw err;
-    }
+      return body();
+    });
+    if (result.ok || result.error.status !== 404) return result;
+    return {
+      ok: false,
+      error: { code: ErrorCode.unknownChannel, message: `no channel ${this.channel}`, status: 404 },
+    };
   }
 
   /** Serialises async work that must not interleave (a read of D1 followed by a commit). */
