@@ -6,27 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_APP_EVENT_BYTES } from '../../worker/channel/app-events';
 import { createEvent } from './event-fixtures';
 import { api, connect, env, register, unique } from './helpers';
-
-export const SERVER_KEY = 'test-server-key-0123456789abcdef0123456789';
-
-export function server(
-  path: string,
-  init: {
-    method?: string;
-    json?: unknown;
-    key?: string | null;
-    headers?: Record<string, string>;
-  } = {},
-) {
-  const headers: Record<string, string> = { ...init.headers };
-  const key = init.key === undefined ? SERVER_KEY : init.key;
-  if (key !== null) headers.authorization = `Bearer ${key}`;
-  return api(`/server/v1${path}`, {
-    method: init.method ?? (init.json === undefined ? 'GET' : 'POST'),
-    headers,
-    ...(init.json === undefined ? {} : { json: init.json }),
-  });
-}
+import { server } from './server-fixtures';
 
 interface ErrorBody {
   error: { code: string; message: string };
