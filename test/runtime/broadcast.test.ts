@@ -323,13 +323,11 @@ describe('relays', () => {
   });
 
   it('the root takes no sockets', async () => {
-    const res = await broadcastRoot
-      .stub(env)
-      .fetch(
-        new Request('https://x/ws', {
-          headers: { upgrade: 'websocket', 'x-wavecast-address': 'a' },
-        }),
-      );
+    const res = await broadcastRoot.stub(env).fetch(
+      new Request('https://x/ws', {
+        headers: { upgrade: 'websocket', 'x-wavecast-address': 'a' },
+      }),
+    );
     expect(res.status).toBe(403);
     expect(await upgrade('/ws/broadcast-root')).toHaveProperty('status', 404);
   });
