@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_APP_EVENT_BYTES } from '../../worker/channel/app-events';
 import { createEvent } from './event-fixtures';
 import { api, connect, env, register, unique } from './helpers';
-import { server } from './server-fixtures';
+import { SERVER_KEY, server } from './server-fixtures';
 
 interface ErrorBody {
   error: { code: string; message: string };

@@ -109,7 +109,7 @@ export class BroadcastRelay extends ChannelRoom<typeof broadcastFrames, Broadcas
       attached: this.#attached,
       connections: this.presenceCounts().connections,
       announcements: this.#announcements.active().map((a) => a.id),
-      market: this.#market.sent(),
+      marketKeys: this.#market.sent().length,
     }));
   }
 
