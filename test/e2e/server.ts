@@ -7,6 +7,8 @@ export { DevServer } from '../../scripts/dev-server.mjs';
 
 export const E2E_SECRET = 'e2e-secret-0123456789abcdef0123';
 export const E2E_ADMIN = 'admin@e2e.test';
+/** The server API's key on every e2e server (docs/server-api.md). */
+export const E2E_SERVER_KEY = 'e2e-server-key-0123456789abcdef0123456789';
 
 /** The `--var`s every e2e server runs with, plus a test's own. */
 export function e2eVars(extra: Record<string, string> = {}): Record<string, string> {
@@ -14,6 +16,7 @@ export function e2eVars(extra: Record<string, string> = {}): Record<string, stri
     JWT_SECRET: E2E_SECRET,
     ADMIN_EMAILS: E2E_ADMIN,
     ALLOWED_ORIGINS: 'http://127.0.0.1:5173',
+    SERVER_API_KEY: E2E_SERVER_KEY,
     ...extra,
   };
 }
