@@ -28,6 +28,8 @@ export interface ChannelOptions {
   path: string;
   /** Read on every (re)connect, so a refreshed token is picked up. */
   token?: () => string | null | undefined;
+  /** Extra query parameters, read on every (re)connect (e.g. the broadcast relay to return to). */
+  query?: () => Record<string, string>;
   /** A WebSocket constructor for runtimes without a global one (e.g. the `ws` package). */
   WebSocket?: unknown;
   /** Heartbeat period; answered by the runtime without waking the channel. */
@@ -188,6 +190,9 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const token = this.#options.token?.();
     if (token) url.searchParams.set('token', token);
+    for (const [name, value] of Object.entries(this.#options.query?.() ?? {})) {
+      url.searchParams.set(name, value);
+    }
     if (this.seq !== null && this.epoch !== null) {
       url.searchParams.set('since', String(this.seq));
       url.searchParams.set('epoch', this.epoch);

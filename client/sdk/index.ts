@@ -1,4 +1,10 @@
 // The Wavecast client SDK: typed REST calls and channel subscriptions.
+
+import type {
+  Announcement,
+  BroadcastServerFrame,
+  BroadcastSnapshot,
+} from '../../worker/protocol/broadcast';
 import type {
   Comment,
   CommentRoomSnapshot,
@@ -6,6 +12,7 @@ import type {
 } from '../../worker/protocol/comments';
 import type { EventRoomSnapshot, EventServerFrame } from '../../worker/protocol/events';
 import type { LobbyServerFrame, LobbySnapshot } from '../../worker/protocol/lobby';
+import type { PresenceStatuses } from '../../worker/protocol/presence';
 import type { StreamServerFrame, StreamSnapshot } from '../../worker/protocol/stream';
 import type {
   Balance,
@@ -17,16 +24,20 @@ import type {
 } from '../../worker/protocol/user';
 import { Channel, type ChannelOptions } from './channel';
 import { MeChannel } from './me';
+import { Platform } from './platform';
 
+export type * from '../../worker/protocol/broadcast';
 export type * from '../../worker/protocol/comments';
 export type * from '../../worker/protocol/core';
 export type * from '../../worker/protocol/events';
 export type * from '../../worker/protocol/lobby';
+export type * from '../../worker/protocol/presence';
 export type * from '../../worker/protocol/stream';
 export type * from '../../worker/protocol/user';
 export type { ChannelOptions, ChannelState } from './channel';
 export { Channel, RequestError } from './channel';
 export { MeChannel, Store } from './me';
+export { Platform, PresenceWatch } from './platform';
 
 export interface ClientOptions {
   baseUrl: string;
@@ -233,6 +244,32 @@ export class WavecastClient {
       `/ws/events/${encodeURIComponent(eventId)}`,
       options,
     );
+  }
+
+  /**
+   * The platform channel (`/ws/broadcast`): announcements and market values as stores, and
+   * `presence.watch(ids)` (signed in). Reconnects go back to the same relay, so they resume.
+   */
+  platform(options: Partial<ChannelOptions> = {}): Platform {
+    let platform: Platform | null = null;
+    const channel = this.channel<BroadcastServerFrame, BroadcastSnapshot>('/ws/broadcast', {
+      query: (): Record<string, string> =>
+        platform?.relay == null ? {} : { relay: String(platform.relay) },
+      ...options,
+    });
+    platform = new Platform(channel);
+    return platform;
+  }
+
+  /** Who of these users is online now (signed in; at most 500 ids). */
+  presence(ids: readonly string[]) {
+    const query = new URLSearchParams({ ids: ids.join(',') });
+    return this.request<{ users: PresenceStatuses }>('GET', `/api/presence?${query}`);
+  }
+
+  /** The active system announcements. */
+  announcements() {
+    return this.request<{ announcements: Announcement[] }>('GET', '/api/announcements');
   }
 
   /** The platform lobby: the directory of live stations with listener counts. */

@@ -145,6 +145,7 @@ describe('the server API with a wrong key', () => {
       ['/publish', { json: { channel, type: 'order.shipped', data: 1 } }],
       [`/channels/${channel}/presence`, {}],
       [`/channels/${channel}/history`, {}],
+      ['/announcements', {}],
       ['/announcements', { json: { message: 'nope' } }],
       [`/announcements/${listBefore.announcements[0]?.id ?? 'none'}`, { method: 'DELETE' }],
       ['/market', { json: { key: `k-${run}`, value: 1, version: 1 } }],
@@ -156,6 +157,7 @@ describe('the server API with a wrong key', () => {
         expect(res.status, path).toBe(401);
       }
     }
+    expect((await serverApi('/announcements')).body).toEqual(listBefore);
     expect((await api('/api/announcements')).body).toEqual(listBefore);
     const history = await serverApi<{ seq: number }>(`/channels/${channel}/history`);
     expect(history.body.seq).toBe(0);

@@ -21,6 +21,7 @@ describe('the server key', () => {
     ['/publish', { json: { channel: 'comments:k', type: 'order.shipped', data: {} } }],
     ['/channels/comments:k/presence', {}],
     ['/channels/comments:k/history', {}],
+    ['/announcements', {}],
     ['/announcements', { json: { message: 'hello' } }],
     ['/announcements/some-id', { method: 'DELETE' }],
     ['/market', { json: { key: 'btc', value: 1, version: 1 } }],

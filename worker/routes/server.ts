@@ -70,6 +70,10 @@ export const serverRoutes = new Hono<AppEnv>()
     const { limit, before } = c.req.valid('query');
     return c.json(await kind.room(c.env, id).recentEvents(limit, before));
   })
+  .get('/announcements', async (c) => {
+    idempotencyKeyOf(c);
+    return c.json({ announcements: await broadcastRoot.room(c.env).announcements() });
+  })
   .post('/announcements', jsonBody(announcementBody), async (c) => {
     const frame = { type: 'announcement.post', ...c.req.valid('json') };
     const answer = await broadcastRoot
