@@ -11,7 +11,7 @@ import { E2E_SERVER_KEY } from './server';
 const SOCKETS = 5000;
 const KEYS = 10;
 const VERSIONS = 10; // KEYS × VERSIONS = 100 market updates
-const CONNECT_CONCURRENCY = 100;
+const CONNECT_CONCURRENCY = 20;
 
 const sockets: (FrameQueue & { raw: { terminate(): void } })[] = [];
 
