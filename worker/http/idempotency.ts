@@ -6,7 +6,7 @@
 import type { Context } from 'hono';
 import { createMiddleware } from 'hono/factory';
 import { claimKey, completeKey, type KeyRef, releaseKey } from '../db/idempotency';
-import { ErrorCode } from '../protocol/core';
+import { ErrorCode, SERVER_PRINCIPAL } from '../protocol/core';
 import type { AppEnv } from './app-env';
 import { ApiError } from './errors';
 
@@ -59,10 +59,11 @@ async function sha256(text: string): Promise<string> {
 export const idempotent = createMiddleware<AppEnv, string, { out: { json: unknown } }>(
   async (c, next) => {
     const key = idempotencyKeyOf(c);
-    const user = c.get('user');
+    // The server API's calls keep their keys under the server's principal, apart from users'.
+    const owner = c.get('user')?.id ?? (c.get('server') ? SERVER_PRINCIPAL.id : undefined);
     // Without a user the handler refuses anyway (401); nothing to key on.
-    if (key === undefined || !user) return next();
-    const ref: KeyRef = { userId: user.id, scope: `route:${c.req.method} ${c.req.routePath}`, key };
+    if (key === undefined || !owner) return next();
+    const ref: KeyRef = { userId: owner, scope: `route:${c.req.method} ${c.req.routePath}`, key };
     const hash = await sha256(canonical({ params: c.req.param(), body: c.req.valid('json') }));
     const claim = await claimKey(c.env.DB, ref, hash);
     if (claim.kind !== 'claimed') {

@@ -58,5 +58,6 @@ export const serverKey = createMiddleware<AppEnv>(async (c, next) => {
     );
   }
   c.set('user', null);
+  c.set('server', true);
   await next();
 });
