@@ -17,7 +17,7 @@ const KEYS = 10;
 const VERSIONS = 10; // KEYS × VERSIONS = 100 market updates
 const CONNECT_CONCURRENCY = 20;
 
-const sockets: (FrameQueue & { raw: { terminate(): void } })[] = [];
+const sockets: (FrameQueue & { raw: { terminate(): void; readyState: number } })[] = [];
 
 function serverApi<T = unknown>(
   path: string,
@@ -43,7 +43,14 @@ async function until(
   }
 }
 
+// Heartbeats, as the SDK sends them (answered by the runtime): a run this long would otherwise
+// outlast HEARTBEAT_TIMEOUT_SECONDS and the ghost sweep would close every socket with 4408.
+const heartbeat = setInterval(() => {
+  for (const s of sockets) if (s.raw.readyState === 1) s.send('{"type":"ping"}');
+}, 20_000);
+
 afterAll(() => {
+  clearInterval(heartbeat);
   for (const s of sockets) s.raw.terminate();
 });
 
