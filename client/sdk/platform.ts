@@ -72,7 +72,7 @@ export class Platform {
       this.#relay = snapshot.relay;
       if (!recovered) this.#setAnnouncements(snapshot.announcements);
       this.#applyMarket(snapshot.market);
-      if (this.#watches.size > 0) void this.#sendWatch();
+      if (this.#watches.size > 0) this.#sendWatch().catch(() => undefined);
     });
     channel.on('announcement.posted', (frame) => {
       const list = this.announcements.value.filter((a) => a.id !== frame.announcement.id);
@@ -140,11 +140,11 @@ export class Platform {
   #watch(ids: readonly string[]): PresenceWatch {
     const watch = new PresenceWatch([...new Set(ids)], (w) => {
       this.#watches.delete(w);
-      void this.#sendWatch();
+      this.#sendWatch().catch(() => undefined);
     });
     this.#watches.add(watch);
     this.#publish(watch);
-    void this.#sendWatch();
+    this.#sendWatch().catch(() => undefined);
     return watch;
   }
 

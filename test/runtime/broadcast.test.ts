@@ -2,9 +2,10 @@
 // root through the relays to every socket, in welcomes, withdrawn and expired; the relay caps;
 // admin REST and its bad input.
 import { describe, expect, it } from 'vitest';
+import { forwardToChannel } from '../../worker/channel/identity';
 import type { Announcement, BroadcastSnapshot, MarketValue } from '../../worker/protocol/broadcast';
 import { broadcast, broadcastRoot } from '../../worker/rooms/broadcast/kind';
-import type { FrameQueue } from '../support/frames';
+import { FrameQueue } from '../support/frames';
 import { api, connect, env, register, unique, upgrade } from './helpers';
 import { server } from './server-fixtures';
 
@@ -266,6 +267,46 @@ describe('market values', () => {
     const opened = await open(0);
     expect(await marketValue(opened, key, 5)).toMatchObject({ value: 1, version: 5 });
     opened.socket.close();
+  });
+
+  it('a burst reaching a relay at once goes out as one frame with the newest value per key', async () => {
+    // A relay of its own (outside BROADCAST_RELAYS), since the test moves its root position.
+    const request = new Request('https://wavecast.test/ws/broadcast', {
+      headers: { upgrade: 'websocket' },
+    });
+    const res = await broadcast.stub(env, '77').fetch(forwardToChannel(request, null));
+    res.webSocket?.accept();
+    const socket = new FrameQueue(res.webSocket as WebSocket);
+    await socket.next('welcome');
+    const keys = [unique('burst-a'), unique('burst-b')];
+    const events = keys.flatMap((key, k) =>
+      Array.from({ length: 10 }, (_, v) => ({
+        type: 'market.updated' as const,
+        seq: 0,
+        value: { key, value: v, version: v + 1, updatedAt: Date.now() },
+      })).map((e, i) => ({ ...e, seq: k * 10 + i })),
+    );
+    // Straight to the relay, as one delivery from the root (white-box: the root's own order).
+    const relay = broadcast.stub(env, '77');
+    const state = await broadcast.room(env, '77').relayState();
+    const numbered = events.map((e, i) => ({ ...e, seq: state.rootSeq + 1 + i }));
+    await relay.deliver(numbered, state.rootSeq + numbered.length);
+    const frame = await socket.next<{ values: MarketValue[] }>(
+      (f) =>
+        f.type === 'market.values' && (f.values as MarketValue[]).some((m) => keys.includes(m.key)),
+    );
+    expect(frame.values.filter((m) => keys.includes(m.key)).map((m) => [m.key, m.version])).toEqual(
+      [
+        [keys[0], 10],
+        [keys[1], 10],
+      ],
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    const all = socket
+      .all<{ values: MarketValue[] }>('market.values')
+      .filter((f) => f.values.some((m) => keys.includes(m.key)));
+    expect(all).toHaveLength(1);
+    socket.close();
   });
 
   it('refuses bad keys, values and versions with 400', async () => {
