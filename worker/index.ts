@@ -17,8 +17,8 @@ import { eventRoutes, eventSockets } from './routes/events';
 import { healthRoutes } from './routes/health';
 import { meRoutes, meSockets } from './routes/me';
 import { adminMetricsRoutes, metricsRoutes } from './routes/metrics';
-import { stationDeskRoutes } from './routes/station-desk';
 import { serverRoutes } from './routes/server';
+import { stationDeskRoutes } from './routes/station-desk';
 import { stationRoutes, stationSockets } from './routes/stations';
 import { storyRoutes, storySockets } from './routes/stories';
 

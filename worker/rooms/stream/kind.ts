@@ -12,7 +12,16 @@ export const station = defineKind({
   connect: 'anyone',
   write: 'signed-in',
   presence: 'counts',
-  reservedEvents: ['stream.', 'chat.', 'listeners', 'reactions', 'moderation'],
+  reservedEvents: [
+    'stream.',
+    'chat.',
+    'listeners',
+    'reactions',
+    'moderation',
+    'poll.',
+    'queue.',
+    'analytics',
+  ],
 });
 
 /** The station's owner and admins run its shows and moderate its chat (route and room alike). */
