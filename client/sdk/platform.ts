@@ -10,34 +10,7 @@ import type {
 import type { PresenceStatuses, UserStatus } from '../../worker/protocol/presence';
 import { MAX_WATCH_IDS } from '../../worker/protocol/presence';
 import type { Channel } from './channel';
-
-type Subscriber<T> = (value: T) => void;
-
-/** A value that changes, in the shape Svelte stores and most UI bindings accept. */
-export class Store<T> {
-  #value: T;
-  readonly #subscribers = new Set<Subscriber<T>>();
-
-  constructor(value: T) {
-    this.#value = value;
-  }
-
-  get value(): T {
-    return this.#value;
-  }
-
-  /** Calls `fn` now and on every change; returns the unsubscribe function. */
-  subscribe(fn: Subscriber<T>): () => void {
-    this.#subscribers.add(fn);
-    fn(this.#value);
-    return () => this.#subscribers.delete(fn);
-  }
-
-  set(value: T): void {
-    this.#value = value;
-    for (const fn of this.#subscribers) fn(value);
-  }
-}
+import { Store } from './me';
 
 /** One `presence.watch(ids)`: the watched users' statuses, kept current. */
 export class PresenceWatch {
@@ -75,7 +48,7 @@ export class Platform {
       if (this.#watches.size > 0) this.#sendWatch().catch(() => undefined);
     });
     channel.on('announcement.posted', (frame) => {
-      const list = this.announcements.value.filter((a) => a.id !== frame.announcement.id);
+      const list = this.announcements.get().filter((a) => a.id !== frame.announcement.id);
       this.#setAnnouncements([...list, frame.announcement]);
     });
     channel.on('announcement.withdrawn', (frame) => this.#remove(frame.announcementId));
@@ -91,9 +64,9 @@ export class Platform {
 
   /** The latest value of one key, as a store. */
   marketValue(key: string): Store<MarketValue | undefined> {
-    const store = new Store(this.market.value[key]);
+    const store = new Store(this.market.get()[key]);
     this.market.subscribe((all) => {
-      if (all[key] !== store.value) store.set(all[key]);
+      if (all[key] !== store.get()) store.set(all[key]);
     });
     return store;
   }
@@ -121,7 +94,7 @@ export class Platform {
     const timer = this.#expiry.get(id);
     if (timer !== undefined) clearTimeout(timer);
     this.#expiry.delete(id);
-    const list = this.announcements.value;
+    const list = this.announcements.get();
     if (list.some((a) => a.id === id)) this.announcements.set(list.filter((a) => a.id !== id));
   }
 
@@ -129,9 +102,9 @@ export class Platform {
   #applyMarket(values: MarketValue[]): void {
     let next: Record<string, MarketValue> | null = null;
     for (const value of values) {
-      const current = (next ?? this.market.value)[value.key];
+      const current = (next ?? this.market.get())[value.key];
       if (current && current.version >= value.version) continue;
-      next ??= { ...this.market.value };
+      next ??= { ...this.market.get() };
       next[value.key] = value;
     }
     if (next) this.market.set(next);

@@ -35,7 +35,7 @@ describe('SDK platform channel', () => {
     });
     const id = posted.body.announcement.id;
     await until(
-      () => platform.announcements.value.some((a) => a.id === id),
+      () => platform.announcements.get().some((a) => a.id === id),
       'announcement in store',
     );
 
@@ -49,8 +49,8 @@ describe('SDK platform channel', () => {
         200,
       );
     }
-    await until(() => platform.market.value[key]?.version === 20, 'latest market value');
-    expect((platform.market.value[key] as MarketValue).value).toBe(40);
+    await until(() => platform.market.get()[key]?.version === 20, 'latest market value');
+    expect((platform.market.get()[key] as MarketValue).value).toBe(40);
     for (let i = 1; i < versions.length; i++)
       expect(versions[i]).toBeGreaterThan(versions[i - 1] as number);
 
@@ -59,7 +59,7 @@ describe('SDK platform channel', () => {
     platform.channel.socket.reconnect();
     await serverApi(`/announcements/${id}`, { method: 'DELETE' });
     await until(
-      () => !platform.announcements.value.some((a) => a.id === id),
+      () => !platform.announcements.get().some((a) => a.id === id),
       'withdrawal in store',
     );
     expect(platform.relay).toBe(relay);
@@ -68,11 +68,11 @@ describe('SDK platform channel', () => {
       json: { message: unique('brief'), expiresInSeconds: 1 },
     });
     await until(
-      () => platform.announcements.value.some((a) => a.id === brief.body.announcement.id),
+      () => platform.announcements.get().some((a) => a.id === brief.body.announcement.id),
       'brief one',
     );
     await until(
-      () => !platform.announcements.value.some((a) => a.id === brief.body.announcement.id),
+      () => !platform.announcements.get().some((a) => a.id === brief.body.announcement.id),
       'expiry',
       8000,
     );
@@ -86,10 +86,10 @@ describe('SDK platform channel', () => {
     const platform = sdk.platform();
     const watch = platform.presence.watch([a.id, b.id]);
     await until(
-      () => Object.keys(watch.statuses.value).length === 2 && platform.channel.snapshot !== null,
+      () => Object.keys(watch.statuses.get()).length === 2 && platform.channel.snapshot !== null,
       'statuses',
     );
-    expect(watch.statuses.value[a.id]).toMatchObject({ online: false });
+    expect(watch.statuses.get()[a.id]).toMatchObject({ online: false });
     const batch = await sdk.presence([a.id, b.id]);
     expect(batch.users[b.id]?.online).toBe(false);
     watch.unwatch();

@@ -38,13 +38,13 @@ const pageQuery = z
   .strict();
 
 /** Logs a user out everywhere and makes this isolate refuse their older tokens at once. */
-async function logOutEverywhere(env: Env, userId: string, reason: string) {
+export async function logOutEverywhere(env: Env, userId: string, reason: string) {
   const result = await userChannel.room(env, userId).revokeSessions(reason);
   noteRevocation(userId, result.revokedAt);
   return result;
 }
 
-async function existingUser(env: Env, userId: string): Promise<string> {
+export async function existingUser(env: Env, userId: string): Promise<string> {
   if (!(await findPublicUser(env.DB, userId))) {
     throw new ApiError(404, ErrorCode.userNotFound, 'no such user');
   }

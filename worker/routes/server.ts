@@ -7,16 +7,19 @@ import { z } from 'zod';
 import { MAX_APP_EVENT_BYTES } from '../channel/app-events';
 import type { AppEnv } from '../http/app-env';
 import { ApiError } from '../http/errors';
-import { idempotencyKeyOf } from '../http/idempotency';
+import { idempotencyKeyOf, idempotent } from '../http/idempotency';
 import { serverKey } from '../http/server-key';
 import { jsonBody, pathId, query } from '../http/validate';
 import { announcementBody, marketBody } from '../protocol/broadcast';
-import { ErrorCode, SERVER_PRINCIPAL } from '../protocol/core';
+import { ErrorCode, SERVER_PRINCIPAL, text } from '../protocol/core';
+import { balanceInput, notificationInput } from '../protocol/user';
 import { broadcastRoot } from '../rooms/broadcast/kind';
 import { statusesOf } from '../rooms/presence/kind';
+import { userChannel } from '../rooms/user/kind';
 import { answered } from './answers';
 import { checkIdCount, presenceQuery } from './broadcast';
 import { channelKind } from './channels';
+import { existingUser, logOutEverywhere } from './me';
 
 const publishBody = z
   .object({
@@ -95,6 +98,27 @@ export const serverRoutes = new Hono<AppEnv>()
       .request(SERVER_PRINCIPAL, frame, idempotencyKeyOf(c));
     return answered(c, answer, 200);
   })
+  // One user, through their own channel (docs/notifications.md). These are not a channel's
+  // sequenced writes of the server's own, so their Idempotency-Key answers are kept in D1.
+  .post('/users/:userId/notifications', jsonBody(notificationInput), idempotent, async (c) => {
+    const userId = await existingUser(c.env, pathId(c, 'userId'));
+    const result = await userChannel.room(c.env, userId).notify(c.req.valid('json'));
+    return c.json(result, result.created ? 201 : 200);
+  })
+  .post('/users/:userId/balance', jsonBody(balanceInput), idempotent, async (c) => {
+    const userId = await existingUser(c.env, pathId(c, 'userId'));
+    return c.json(await userChannel.room(c.env, userId).setBalance(c.req.valid('json')));
+  })
+  .post(
+    '/users/:userId/disconnect',
+    jsonBody(z.object({ reason: text().trim().min(1).max(200).optional() }).strict()),
+    idempotent,
+    async (c) => {
+      const userId = await existingUser(c.env, pathId(c, 'userId'));
+      const { reason } = c.req.valid('json');
+      return c.json(await logOutEverywhere(c.env, userId, reason ?? 'logged out by the service'));
+    },
+  )
   .get('/presence', query(presenceQuery), async (c) => {
     idempotencyKeyOf(c);
     const ids = checkIdCount(c.req.valid('query').ids);

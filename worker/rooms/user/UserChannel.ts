@@ -5,7 +5,13 @@
 // everywhere. docs/notifications.md.
 import { ChannelError } from '../../channel/errors';
 import { quotaOf } from '../../channel/quota';
-import { type Call, ChannelRoom, type Handled, type Handlers } from '../../channel/room';
+import {
+  type Call,
+  ChannelRoom,
+  type Connection,
+  type Handled,
+  type Handlers,
+} from '../../channel/room';
 import { notificationWriters, recordRevocation } from '../../db/notifications';
 import { CloseCode, ErrorCode, type PublicUser } from '../../protocol/core';
 import {
@@ -24,6 +30,7 @@ import {
   type UserSnapshot,
   type userFrames,
 } from '../../protocol/user';
+import { PresenceFeed } from '../presence/feed';
 import { Inbox } from './inbox';
 import { userChannel } from './kind';
 
@@ -46,10 +53,12 @@ function invalid(error: { issues: { path: PropertyKey[]; message: string }[] }):
 
 export class UserChannel extends ChannelRoom<typeof userFrames, UserSnapshot> {
   readonly #inbox: Inbox;
+  readonly #presence: PresenceFeed;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env, userChannel);
     this.#inbox = new Inbox(this.sql, this.channelId);
+    this.#presence = new PresenceFeed(env, this.log, this.channelId, (p) => ctx.waitUntil(p));
     for (const [op, writer] of Object.entries(notificationWriters)) {
       this.kit.outbox.register(op, writer as (d1: D1Database, p: never) => D1PreparedStatement[]);
     }
@@ -60,6 +69,16 @@ export class UserChannel extends ChannelRoom<typeof userFrames, UserSnapshot> {
     if (!user || user.id !== this.channelId) {
       throw new ChannelError(ErrorCode.forbidden, "this is another user's channel", 403);
     }
+  }
+
+  // Platform presence (docs/presence.md): the user is online while a device is connected here.
+  // A device that vanished leaves through the heartbeat sweep, which calls onLeave too.
+  protected override onJoin(_conn: Connection, firstOfUser: boolean): void {
+    if (firstOfUser) this.#presence.changed(true);
+  }
+
+  protected override onLeave(_conn: Connection, lastOfUser: boolean): void {
+    if (lastOfUser) this.#presence.changed(false);
   }
 
   protected snapshot(): UserSnapshot {
