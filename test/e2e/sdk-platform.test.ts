@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type Announcement, type MarketValue, WavecastClient } from '../../client/sdk';
-import { api, baseUrl, register, unique } from './helpers';
+import { api, baseUrl, connect, register, unique } from './helpers';
 import { E2E_SERVER_KEY } from './server';
 
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -80,7 +80,7 @@ describe('SDK platform channel', () => {
     platform.close();
   });
 
-  it('watches users: a live status map per watch, and the batch read agrees', async () => {
+  it('watches users: a live status map per watch that follows their user channels', async () => {
     const [me, a, b] = await Promise.all([register(), register(), register()]);
     const sdk = new WavecastClient({ baseUrl: baseUrl(), token: me.token, WebSocket });
     const platform = sdk.platform();
@@ -92,6 +92,12 @@ describe('SDK platform channel', () => {
     expect(watch.statuses.get()[a.id]).toMatchObject({ online: false });
     const batch = await sdk.presence([a.id, b.id]);
     expect(batch.users[b.id]?.online).toBe(false);
+    // `a` opens their user channel: the map follows, and back when they leave.
+    const tab = await connect('/ws/me', { token: a.token });
+    await until(() => watch.statuses.get()[a.id]?.online === true, 'a online');
+    expect(watch.statuses.get()[b.id]?.online).toBe(false);
+    tab.close();
+    await until(() => watch.statuses.get()[a.id]?.online === false, 'a offline');
     watch.unwatch();
     platform.close();
   });
