@@ -109,6 +109,37 @@ describe('send to one user', () => {
   });
 });
 
+describe('publish to a user channel', () => {
+  it('an app event reaches every device of the user, sequenced; their own names are refused', async () => {
+    const user = await register();
+    const device = await connect('/ws/me', { token: user.token });
+    const welcome = await device.next<{ seq: number }>('welcome');
+    const res = await server('/publish', {
+      json: { channel: `user:${user.id}`, type: 'order.shipped', data: { orderId: 'o-9' } },
+    });
+    expect(res.status).toBe(201);
+    expect(await device.next('order.shipped')).toEqual({
+      type: 'order.shipped',
+      data: { orderId: 'o-9' },
+      seq: welcome.seq + 1,
+    });
+    for (const type of ['notification.new', 'balance.updated', 'session.revoked']) {
+      const refused = await server('/publish', {
+        json: { channel: `user:${user.id}`, type, data: {} },
+      });
+      expect(refused.status, type).toBe(422);
+    }
+    const ghost = await server('/publish', {
+      json: { channel: `user:${unique('ghost')}`, type: 'a.b' },
+    });
+    expect(ghost.status).toBe(404);
+    expect(((await ghost.json()) as { error: { code: string } }).error.code).toBe(
+      'unknown_channel',
+    );
+    device.close();
+  });
+});
+
 describe('disconnect a user', () => {
   it('logs the user out everywhere: session.revoked, 4401, the old token refused', async () => {
     const user = await register();

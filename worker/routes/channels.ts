@@ -7,8 +7,9 @@ import { lobby } from '../rooms/lobby/kind';
 import { play } from '../rooms/play/kind';
 import { story } from '../rooms/story/kind';
 import { station } from '../rooms/stream/kind';
+import { userChannel } from '../rooms/user/kind';
 
-const KINDS = [comments, event, lobby, play, story, station] as const;
+const KINDS = [comments, event, lobby, play, story, station, userChannel] as const;
 type AnyKind = (typeof KINDS)[number];
 
 const ID = /^[A-Za-z0-9_.-]{1,128}$/;

@@ -12,6 +12,7 @@ import {
   type Handled,
   type Handlers,
 } from '../../channel/room';
+import { findPublicUser } from '../../db/accounts';
 import { notificationWriters, recordRevocation } from '../../db/notifications';
 import { CloseCode, ErrorCode, type PublicUser } from '../../protocol/core';
 import {
@@ -61,6 +62,13 @@ export class UserChannel extends ChannelRoom<typeof userFrames, UserSnapshot> {
     this.#presence = new PresenceFeed(env, this.log, this.channelId, (p) => ctx.waitUntil(p));
     for (const [op, writer] of Object.entries(notificationWriters)) {
       this.kit.outbox.register(op, writer as (d1: D1Database, p: never) => D1PreparedStatement[]);
+    }
+  }
+
+  /** The server API publishes only to the channels of users that exist. */
+  protected override async mustExist(): Promise<void> {
+    if (!(await findPublicUser(this.env.DB, this.channelId))) {
+      throw new ChannelError(ErrorCode.userNotFound, 'no such user', 404);
     }
   }
 

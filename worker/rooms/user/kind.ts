@@ -14,6 +14,7 @@ export const userChannel = defineKind({
   write: 'signed-in',
   // The devices of one person: counted, never announced to each other.
   presence: 'counts',
+  reservedEvents: ['notification.', 'notifications.', 'balance.', 'session.'],
 });
 
 export { consumeNotifications } from './fanout';
