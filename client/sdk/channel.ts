@@ -1,19 +1,18 @@
-// One channel subscription over partysocket: reconnects with backoff, resumes from the last
-// seen `{seq, epoch}`, drops duplicates, matches acks to requests, and stops on terminal codes.
+// One channel subscription over partysocket: reconnects with jittered exponential backoff,
+// resumes from the last seen `{seq, epoch}`, drops duplicates, matches acks to requests, holds a
+// bounded offline queue, reports its connection state as events, and stops on terminal codes.
+// Only plain values come from the protocol (wire.ts): the browser bundle carries no schema library.
 // It times its heartbeats and reports the round trip to the server now and then (at most once a
 // RTT_REPORT_INTERVAL_MS, on a frame it sends anyway), so the operators see what users feel.
 import ReconnectingWebSocket from 'partysocket/ws';
+import type { AckFrame, BatchFrame, ErrorFrame, WelcomeFrame } from '../../worker/protocol/core';
 import {
-  type AckFrame,
-  type BatchFrame,
-  type ErrorFrame,
   HEARTBEAT_REQUEST,
   HEARTBEAT_RESPONSE,
   MAX_RTT_MS,
   RTT_REPORT_INTERVAL_MS,
   TERMINAL_CLOSE_CODES,
-  type WelcomeFrame,
-} from '../../worker/protocol/core';
+} from '../../worker/protocol/wire';
 
 export interface ServerFrameBase {
   type: string;
@@ -26,8 +25,8 @@ export interface ChannelOptions {
   baseUrl: string;
   /** Channel path, e.g. `/ws/comments/story-1`. */
   path: string;
-  /** Read on every (re)connect, so a refreshed token is picked up. */
-  token?: () => string | null | undefined;
+  /** Read on every (re)connect, so a refreshed token is picked up. May be async. */
+  token?: () => string | null | undefined | Promise<string | null | undefined>;
   /** Extra query parameters, read on every (re)connect (e.g. the broadcast relay to return to). */
   query?: () => Record<string, string>;
   /** A WebSocket constructor for runtimes without a global one (e.g. the `ws` package). */
@@ -38,8 +37,29 @@ export interface ChannelOptions {
   reportRtt?: boolean;
   /** How long `request()` waits for its ack before rejecting. */
   requestTimeoutMs?: number;
+  /** Backoff: the n-th retry waits a random time in [d/2, d], d = min(max, min × 2^(n−1)). */
   maxReconnectionDelay?: number;
   minReconnectionDelay?: number;
+  /** `send()` while not connected: frames held for the next connection, oldest dropped first. */
+  offlineQueueSize?: number;
+  /** `request()` calls waiting for an answer (sent or held while offline); beyond it: `queue_full`. */
+  maxPendingRequests?: number;
+}
+
+/** Defaults of the bounded offline queue (docs/sdk.md, "Offline"). */
+export const OFFLINE_QUEUE_SIZE = 64;
+export const MAX_PENDING_REQUESTS = 64;
+
+/** The n-th reconnect's delay: exponential, capped, with "equal jitter" so clients spread out. */
+export function backoffDelay(
+  retry: number,
+  minDelay: number,
+  maxDelay: number,
+  random: () => number = Math.random,
+): number {
+  if (retry <= 0) return 0;
+  const ceiling = Math.min(maxDelay, minDelay * 2 ** (retry - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
 export class RequestError extends Error {
@@ -61,12 +81,30 @@ function isBatch<F>(frame: { type: string }): frame is BatchFrame<F> {
 
 interface Pending {
   json: string;
+  /** The connection it was last sent on (0: held while offline). */
+  sentOn: number;
   resolve: (ack: AckFrame) => void;
   reject: (err: Error) => void;
   timer: ReturnType<typeof setTimeout>;
 }
 
-export type ChannelState = 'connecting' | 'open' | 'closed';
+/**
+ * `connecting`: the first connection is being made; `open`: connected; `reconnecting`: the
+ * connection dropped and a retry is scheduled or under way; `offline`: the browser reports no
+ * network (retries resume when it returns); `closed`: closed by `close()` or a terminal code.
+ */
+export type ChannelState = 'connecting' | 'open' | 'reconnecting' | 'offline' | 'closed';
+
+type StateListener = (state: ChannelState, previous: ChannelState) => void;
+
+/** `window` in a browser; in Node and workers these events never fire. */
+const network = globalThis as unknown as {
+  addEventListener?: (type: 'online' | 'offline', listener: () => void) => void;
+  removeEventListener?: (type: 'online' | 'offline', listener: () => void) => void;
+};
+
+const browserOffline = () =>
+  typeof navigator !== 'undefined' && 'onLine' in navigator && navigator.onLine === false;
 
 export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot = unknown> {
   readonly socket: ReconnectingWebSocket;
@@ -80,9 +118,20 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
   terminal: { code: number; reason: string } | null = null;
 
   readonly #listeners = new Map<string, Set<Listener<Frame>>>();
+  readonly #stateListeners = new Set<StateListener>();
   readonly #pending = new Map<string, Pending>();
-  readonly #options: Required<Pick<ChannelOptions, 'heartbeatMs' | 'requestTimeoutMs'>> &
+  readonly #queue: string[] = [];
+  readonly #options: Required<
+    Pick<
+      ChannelOptions,
+      'heartbeatMs' | 'requestTimeoutMs' | 'offlineQueueSize' | 'maxPendingRequests'
+    >
+  > &
     ChannelOptions;
+  /** Counts connections; 0 until the first opens. */
+  #connection = 0;
+  #everOpen = false;
+  readonly #onNetworkChange = () => this.#setState(this.#currentState());
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #nextId = 0;
   #pingSentAt: number | null = null;
@@ -90,26 +139,71 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
   #rttReportedAt = 0;
 
   constructor(options: ChannelOptions) {
-    this.#options = { heartbeatMs: 25_000, requestTimeoutMs: 10_000, ...options };
+    this.#options = {
+      heartbeatMs: 25_000,
+      requestTimeoutMs: 10_000,
+      offlineQueueSize: OFFLINE_QUEUE_SIZE,
+      maxPendingRequests: MAX_PENDING_REQUESTS,
+      ...options,
+    };
+    const minDelay = options.minReconnectionDelay ?? 500;
+    const maxDelay = options.maxReconnectionDelay ?? 10_000;
     this.socket = new ReconnectingWebSocket(() => this.#url(), undefined, {
       WebSocket: options.WebSocket,
-      maxReconnectionDelay: options.maxReconnectionDelay ?? 10_000,
-      minReconnectionDelay: options.minReconnectionDelay ?? 500,
+      maxReconnectionDelay: maxDelay,
+      minReconnectionDelay: minDelay,
+      // The channel holds its own bounded queue (below); partysocket's is unbounded.
+      maxEnqueuedMessages: 0,
       shouldReconnectOnClose: (event) => !TERMINAL_CLOSE_CODES.includes(event.code),
     });
+    // partysocket grows ×1.3 without jitter, so a restart would bring every client back in
+    // lockstep. Its delay is a plain method on the instance; this one spreads the retries.
+    const retries = this.socket as unknown as { _getNextDelay: () => number };
+    retries._getNextDelay = () => backoffDelay(this.socket.retryCount, minDelay, maxDelay);
     this.socket.addEventListener('message', (event) => this.#onMessage(event.data));
     this.socket.addEventListener('open', () => {
-      this.state = 'open';
+      this.#connection += 1;
+      this.#everOpen = true;
+      this.#setState('open');
       this.#startHeartbeat();
+      for (const json of this.#queue.splice(0)) this.socket.send(json);
     });
     this.socket.addEventListener('close', (event) => {
-      this.state = 'connecting';
       this.#stopHeartbeat();
       if (TERMINAL_CLOSE_CODES.includes(event.code)) {
         this.terminal = { code: event.code, reason: event.reason };
         this.close();
+        return;
       }
+      if (this.state !== 'closed') this.#setState(this.#currentState());
     });
+    network.addEventListener?.('online', this.#onNetworkChange);
+    network.addEventListener?.('offline', this.#onNetworkChange);
+  }
+
+  /** Listens to connection-state changes. Returns the unsubscribe function. */
+  onStateChange(listener: StateListener): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  /** Frames `send()` holds until the next connection (at most `offlineQueueSize`). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  #currentState(): ChannelState {
+    if (this.state === 'closed') return 'closed';
+    if (this.socket.readyState === ReconnectingWebSocket.OPEN) return 'open';
+    if (browserOffline()) return 'offline';
+    return this.#everOpen ? 'reconnecting' : 'connecting';
+  }
+
+  #setState(next: ChannelState): void {
+    const previous = this.state;
+    if (previous === next) return;
+    this.state = next;
+    for (const listener of this.#stateListeners) listener(next, previous);
   }
 
   /** Listens to one frame type (or `*` for all). Returns the unsubscribe function. */
@@ -135,6 +229,14 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
       frame.id ??
       `${Date.now().toString(36)}-${this.#nextId}-${Math.random().toString(36).slice(2, 8)}`;
     const json = JSON.stringify(this.#withRtt({ ...frame, id }));
+    if (this.state === 'closed') {
+      return Promise.reject(new RequestError('closed', 'channel closed'));
+    }
+    if (this.#pending.size >= this.#options.maxPendingRequests && !this.#pending.has(id)) {
+      return Promise.reject(
+        new RequestError('queue_full', `${this.#pending.size} requests are already waiting`),
+      );
+    }
     return new Promise<AckFrame<R>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
@@ -145,14 +247,32 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
           ),
         );
       }, this.#options.requestTimeoutMs);
-      this.#pending.set(id, { json, resolve: resolve as (ack: AckFrame) => void, reject, timer });
-      this.socket.send(json);
+      const open = this.socket.readyState === ReconnectingWebSocket.OPEN;
+      this.#pending.set(id, {
+        json,
+        sentOn: open ? this.#connection : 0,
+        resolve: resolve as (ack: AckFrame) => void,
+        reject,
+        timer,
+      });
+      // Offline, the request waits: the next welcome sends every unanswered request.
+      if (open) this.socket.send(json);
     });
   }
 
-  /** Sends a frame without waiting for an answer (typing, reactions). */
-  send(frame: { type: string; [key: string]: unknown }): void {
-    this.socket.send(JSON.stringify(this.#withRtt(frame)));
+  /** Sends a frame without waiting for an answer (typing, reactions). While not connected the
+   * frame is held for the next connection; past `offlineQueueSize` the oldest held frame is
+   * dropped. Returns false when the channel is closed and the frame went nowhere. */
+  send(frame: { type: string; [key: string]: unknown }): boolean {
+    if (this.state === 'closed') return false;
+    const json = JSON.stringify(this.#withRtt(frame));
+    if (this.socket.readyState === ReconnectingWebSocket.OPEN) {
+      this.socket.send(json);
+      return true;
+    }
+    this.#queue.push(json);
+    while (this.#queue.length > this.#options.offlineQueueSize) this.#queue.shift();
+    return true;
   }
 
   /** The last heartbeat round trip measured on this channel, in ms (null before the first). */
@@ -175,8 +295,11 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
   }
 
   close(): void {
-    this.state = 'closed';
+    this.#setState('closed');
     this.#stopHeartbeat();
+    this.#queue.length = 0;
+    network.removeEventListener?.('online', this.#onNetworkChange);
+    network.removeEventListener?.('offline', this.#onNetworkChange);
     this.socket.close(1000, 'client closed');
     for (const [id, p] of this.#pending) {
       clearTimeout(p.timer);
@@ -185,10 +308,10 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
     }
   }
 
-  #url(): string {
+  async #url(): Promise<string> {
     const url = new URL(this.#options.path, this.#options.baseUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    const token = this.#options.token?.();
+    const token = await this.#options.token?.();
     if (token) url.searchParams.set('token', token);
     for (const [name, value] of Object.entries(this.#options.query?.() ?? {})) {
       url.searchParams.set(name, value);
@@ -229,8 +352,12 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
       // Recovered: the replay that follows continues from our seq. Otherwise start over here.
       if (!welcome.recovery.recovered || this.epoch !== welcome.epoch) this.seq = welcome.seq;
       this.epoch = welcome.epoch;
-      // Requests that were never answered are re-sent; the server applies each id once.
-      for (const pending of this.#pending.values()) this.socket.send(pending.json);
+      // Requests not yet sent on this connection are (re-)sent; the server applies each id once.
+      for (const pending of this.#pending.values()) {
+        if (pending.sentOn === this.#connection) continue;
+        pending.sentOn = this.#connection;
+        this.socket.send(pending.json);
+      }
     } else if (typeof frame.seq === 'number' && frame.type !== 'ack') {
       if (this.seq !== null && frame.seq <= this.seq) return; // already applied
       this.seq = frame.seq;

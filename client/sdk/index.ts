@@ -1,5 +1,5 @@
-// The Wavecast client SDK: typed REST calls and channel subscriptions.
-
+// The Wavecast client SDK: typed REST calls and channel subscriptions. Wire types are imported
+// as types only, so a browser bundle carries no server code and no schema library.
 import type {
   Announcement,
   BroadcastServerFrame,
@@ -22,7 +22,7 @@ import type {
   UserServerFrame,
   UserSnapshot,
 } from '../../worker/protocol/user';
-import { Channel, type ChannelOptions } from './channel';
+import { Channel, type ChannelOptions, type ChannelState } from './channel';
 import { MeChannel } from './me';
 import { Platform } from './platform';
 
@@ -35,13 +35,37 @@ export type * from '../../worker/protocol/presence';
 export type * from '../../worker/protocol/stream';
 export type * from '../../worker/protocol/user';
 export type { ChannelOptions, ChannelState } from './channel';
-export { Channel, RequestError } from './channel';
+export {
+  backoffDelay,
+  Channel,
+  MAX_PENDING_REQUESTS,
+  OFFLINE_QUEUE_SIZE,
+  RequestError,
+} from './channel';
 export { MeChannel, Store } from './me';
 export { Platform, PresenceWatch } from './platform';
 
+/** A token, or a function (may be async) read before every request and every (re)connect. */
+export type TokenSource =
+  | string
+  | null
+  | (() => string | null | undefined | Promise<string | null | undefined>);
+
+/** The worst state among the client's open channels ('open' when it has none). */
+export type ConnectionState = ChannelState;
+
+const STATE_RANK: Record<ChannelState, number> = {
+  closed: 0,
+  open: 1,
+  connecting: 2,
+  reconnecting: 3,
+  offline: 4,
+};
+
 export interface ClientOptions {
   baseUrl: string;
-  token?: string | null;
+  /** A fixed token, or a (possibly async) function read before every request and reconnect. */
+  token?: TokenSource;
   /** A WebSocket constructor for runtimes without a global one (e.g. the `ws` package). */
   WebSocket?: unknown;
   fetch?: typeof fetch;
@@ -66,12 +90,56 @@ export class ApiRequestError extends Error {
 }
 
 export class WavecastClient {
+  /** Set by `register`/`login` (or by you); a token function, when given, is asked first. */
   token: string | null;
   readonly #options: ClientOptions;
+  readonly #channels = new Set<Channel<{ type: string; seq?: number }, unknown>>();
+  readonly #stateListeners = new Set<(state: ConnectionState) => void>();
+  #state: ConnectionState = 'open';
 
   constructor(options: ClientOptions) {
     this.#options = options;
-    this.token = options.token ?? null;
+    this.token = typeof options.token === 'string' ? options.token : null;
+  }
+
+  /** The token for the next request or connection: the token function's answer, else `token`. */
+  async getToken(): Promise<string | null> {
+    const source = this.#options.token;
+    if (typeof source === 'function') {
+      const fresh = await source();
+      if (fresh) return fresh;
+    }
+    return this.token;
+  }
+
+  /** The worst connection state among this client's open channels. */
+  get connectionState(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Listens to changes of `connectionState`. Returns the unsubscribe function. */
+  onConnectionState(listener: (state: ConnectionState) => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  #track(channel: Channel<{ type: string; seq?: number }, unknown>): void {
+    this.#channels.add(channel);
+    channel.onStateChange((state) => {
+      if (state === 'closed') this.#channels.delete(channel);
+      this.#recompute();
+    });
+    this.#recompute();
+  }
+
+  #recompute(): void {
+    let worst: ConnectionState = 'open';
+    for (const channel of this.#channels) {
+      if (STATE_RANK[channel.state] > STATE_RANK[worst]) worst = channel.state;
+    }
+    if (worst === this.#state) return;
+    this.#state = worst;
+    for (const listener of this.#stateListeners) listener(worst);
   }
 
   async request<T>(
@@ -81,11 +149,12 @@ export class WavecastClient {
     headers: Record<string, string> = {},
   ): Promise<T> {
     const doFetch = this.#options.fetch ?? fetch;
+    const token = await this.getToken();
     const res = await doFetch(new URL(path, this.#options.baseUrl), {
       method,
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
         ...headers,
       },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -214,13 +283,15 @@ export class WavecastClient {
     path: string,
     options: Partial<ChannelOptions> = {},
   ): Channel<F, S> {
-    return new Channel<F, S>({
+    const channel = new Channel<F, S>({
       baseUrl: this.#options.baseUrl,
       path,
-      token: () => this.token,
+      token: () => this.getToken(),
       WebSocket: this.#options.WebSocket,
       ...options,
     });
+    this.#track(channel as unknown as Channel<{ type: string; seq?: number }, unknown>);
+    return channel;
   }
 
   commentRoom(itemId: string, options: Partial<ChannelOptions> = {}) {

@@ -10,15 +10,13 @@ import {
 } from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import type { PublicUser, WelcomeFrame } from '../../worker/protocol/core';
+import type { StoryAccess, StoryServerFrame, StorySnapshot } from '../../worker/protocol/stories';
 import {
   BODY_TEXT,
   fromBase64,
   MAX_UPDATE_BYTES,
-  type StoryAccess,
-  type StoryServerFrame,
-  type StorySnapshot,
   toBase64,
-} from '../../worker/protocol/stories';
+} from '../../worker/protocol/story-wire';
 import { type Channel, type ChannelOptions, RequestError } from './channel';
 import type { WavecastClient } from './index';
 

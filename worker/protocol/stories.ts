@@ -11,6 +11,9 @@ import type {
   WelcomeFrame,
 } from './core';
 import { MAX_FRAME_BYTES, text } from './core';
+import { MAX_AWARENESS_BYTES, MAX_UPDATE_BYTES } from './story-wire';
+
+export * from './story-wire';
 
 export const StoryErrorCode = {
   storyNotFound: 'story_not_found',
@@ -28,40 +31,12 @@ export const StoryErrorCode = {
 
 // ---- binary inside JSON ---------------------------------------------------------------
 
-/**
- * Largest Yjs update one frame may carry (decoded bytes). Its base64 form (4/3 as long) plus the
- * frame's other fields stays under the 64 KiB frame limit, so an oversize update gets a clear
- * `update_too_large` instead of a 1009 close.
- */
-export const MAX_UPDATE_BYTES = 45 * 1024;
-/** Largest awareness update (one client's cursor, selection and name). */
-export const MAX_AWARENESS_BYTES = 4 * 1024;
-/** Largest encoded document a story may grow to (its whole state, as a joining client gets it). */
-export const MAX_DOCUMENT_BYTES = 512 * 1024;
-
 /** Base64 (standard alphabet, padded) of at most `maxBytes` bytes. */
 export function base64(maxBytes: number) {
   return z
     .string()
     .max(Math.ceil(maxBytes / 3) * 4, `must encode at most ${maxBytes} bytes`)
     .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'must be base64');
-}
-
-const CHUNK = 0x8000;
-
-export function toBase64(bytes: Uint8Array): string {
-  let binary = '';
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  }
-  return btoa(binary);
-}
-
-export function fromBase64(encoded: string): Uint8Array {
-  const binary = atob(encoded);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
 }
 
 // ---- the story record --------------------------------------------------------------
@@ -71,9 +46,6 @@ export const STORY_BODY_MAX = 200_000;
 export const MAX_PASSAGES = 200;
 export const MAX_CHOICES = 6;
 export const MAX_COAUTHORS = 20;
-
-/** The name of the document's text: `doc.getText(BODY_TEXT)` is the story's readable body. */
-export const BODY_TEXT = 'body';
 
 const passageId = z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, 'must be 1–40 letters, digits, _ or -');
 
