@@ -131,7 +131,18 @@ export class Channel<Frame extends ServerFrameBase = ServerFrameBase, Snapshot =
   /** Counts connections; 0 until the first opens. */
   #connection = 0;
   #everOpen = false;
-  readonly #onNetworkChange = () => this.#setState(this.#currentState());
+  /** The browser lost or regained its network. A socket that was open then is likely dead
+   * without knowing it (no close comes until a heartbeat fails), so it is dropped at once; when
+   * the network returns the channel reconnects now instead of waiting out its backoff. */
+  readonly #onNetworkChange = () => {
+    if (this.state === 'closed') return;
+    if (browserOffline()) {
+      if (this.socket.readyState === ReconnectingWebSocket.OPEN) this.socket.reconnect();
+    } else if (this.socket.readyState !== ReconnectingWebSocket.OPEN) {
+      this.socket.reconnect();
+    }
+    this.#setState(this.#currentState());
+  };
   #heartbeat: ReturnType<typeof setInterval> | null = null;
   #nextId = 0;
   #pingSentAt: number | null = null;
