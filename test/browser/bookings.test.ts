@@ -9,7 +9,11 @@ withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
 const text = (page: Page, selector: string) => () =>
-  page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => null);
+  page
+    .locator(selector)
+    .first()
+    .textContent({ timeout: 1000 })
+    .catch(() => null);
 
 describe('bookings in the browser (seed 002)', () => {
   it('a booking is seen live in a second tab, once per click and per retry, and cancelling frees the seats', async () => {
@@ -34,9 +38,9 @@ describe('bookings in the browser (seed 002)', () => {
     // Two seats, booked with a double click: one booking; the other tabs see 18 left.
     await buyer.page.getByLabel('Seats').fill('2');
     await buyer.page.getByRole('button', { name: 'Book' }).dblclick();
-    await expect.poll(text(buyer.page, '[data-testid="booking-confirmed"]'), WAIT).toContain(
-      'Booked 2 seats',
-    );
+    await expect
+      .poll(text(buyer.page, '[data-testid="booking-confirmed"]'), WAIT)
+      .toContain('Booked 2 seats');
     await expect.poll(text(watcher.page, '[data-testid="seats-left"]'), WAIT).toBe('18');
     await expect.poll(text(organiser.page, '[data-testid="seats-left"]'), WAIT).toBe('18');
 
@@ -52,9 +56,9 @@ describe('bookings in the browser (seed 002)', () => {
     });
     await buyer.page.getByLabel('Seats').fill('1');
     await buyer.page.getByRole('button', { name: 'Book' }).click();
-    await expect.poll(text(buyer.page, '[data-testid="booking-confirmed"]'), WAIT).toContain(
-      'Booked 1 seat.',
-    );
+    await expect
+      .poll(text(buyer.page, '[data-testid="booking-confirmed"]'), WAIT)
+      .toContain('Booked 1 seat.');
     expect(dropped).toBe(1);
     await expect.poll(text(watcher.page, '[data-testid="seats-left"]'), WAIT).toBe('17');
     const { bookings } = await api<{ bookings: { quantity: number; status: string }[] }>(
@@ -67,7 +71,9 @@ describe('bookings in the browser (seed 002)', () => {
     // My tickets lists three tickets and two bookings; cancelling the pair frees two seats live.
     await buyer.page.getByRole('link', { name: 'My tickets' }).click();
     await expect.poll(() => buyer.page.locator('[data-testid="tickets"] li').count(), WAIT).toBe(3);
-    await expect.poll(() => buyer.page.locator('[data-testid="bookings"] li').count(), WAIT).toBe(2);
+    await expect
+      .poll(() => buyer.page.locator('[data-testid="bookings"] li').count(), WAIT)
+      .toBe(2);
     await buyer.page
       .locator('[data-testid="bookings"] li', { hasText: '2 seats' })
       .getByRole('button', { name: 'Cancel booking' })
@@ -81,9 +87,9 @@ describe('bookings in the browser (seed 002)', () => {
     await buyer.page.getByRole('button', { name: 'Transfer' }).click();
     await expect.poll(text(buyer.page, '[role="status"]'), WAIT).toBe('Ticket transferred.');
     await watcher.page.getByRole('link', { name: 'My tickets' }).click();
-    await expect.poll(text(watcher.page, '[data-testid="tickets"]'), WAIT).toContain(
-      'Jazz on the Pier',
-    );
+    await expect
+      .poll(text(watcher.page, '[data-testid="tickets"]'), WAIT)
+      .toContain('Jazz on the Pier');
     expect(eventId).not.toBe('');
   });
 });

@@ -433,14 +433,17 @@ export function PlayPage(props: { id: string }) {
       <p className="muted">
         Hosted by {info.host.name} · {info.status}
       </p>
-      {game.ended ? (
-        <p role="status">The session has ended after {game.ended.steps} steps.</p>
-      ) : game.passage ? (
+      {game.ended && (
+        <p role="status" data-testid="ended">
+          The session has ended after {game.ended.steps} step{game.ended.steps === 1 ? '' : 's'}.
+        </p>
+      )}
+      {game.passage ? (
         <section aria-label="Passage" className="panel">
           <p className="prose" data-testid="passage">
             {game.passage.text}
           </p>
-          {left !== null && (
+          {left !== null && !game.ended && (
             <p data-testid="countdown">
               <strong>{left}</strong> s left to vote
             </p>
@@ -450,6 +453,7 @@ export function PlayPage(props: { id: string }) {
               <li key={c.id}>
                 <button
                   type="button"
+                  disabled={!!game.ended}
                   aria-pressed={game.myVote === c.id}
                   onClick={() => act(() => game.vote(c.id))}
                 >
@@ -460,7 +464,7 @@ export function PlayPage(props: { id: string }) {
             ))}
           </ul>
         </section>
-      ) : (
+      ) : game.ended ? null : (
         <Empty>Waiting for the host to start.</Empty>
       )}
       {isHost && !game.ended && (
