@@ -1,5 +1,5 @@
 // `npm run build:sdk`: the SDK package (client/sdk) as ESM plus type declarations.
-// JavaScript: one esbuild pass per entry (`.`, `./react`) with the dependencies left as imports;
+// JavaScript: one esbuild pass over the entries (`.`, `./stories`, `./react`) with the dependencies left as imports;
 // the protocol's plain values (worker/protocol/wire.ts, story-wire.ts) are bundled in, its types
 // are erased, so no server code and no schema library reach the package. Declarations: tsc.
 // `--sizes` also prints what a browser app pays for the SDK (minified, gzipped, with partysocket).
@@ -24,7 +24,7 @@ const external = [
 
 rmSync(`${sdk}/dist`, { recursive: true, force: true });
 await build({
-  entryPoints: { index: `${sdk}/index.ts`, react: `${sdk}/react.ts` },
+  entryPoints: { index: `${sdk}/index.ts`, stories: `${sdk}/stories.ts`, react: `${sdk}/react.ts` },
   outdir: `${sdk}/dist`,
   bundle: true,
   splitting: true,
@@ -57,7 +57,10 @@ if (process.argv.includes('--sizes')) {
   const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
   for (const [name, contents] of [
     ['WavecastClient (+ partysocket)', "export { WavecastClient } from './index';"],
-    ['everything, with Yjs', "export * from './index';"],
+    [
+      'everything, with the stories entry (Yjs)',
+      "export * from './index'; export * from './stories';",
+    ],
   ]) {
     const size = await bundle(contents);
     console.log(`${name}: ${kb(size.min)} minified, ${kb(size.gzip)} gzipped`);

@@ -32,6 +32,7 @@ export type * from '../../worker/protocol/core';
 export type * from '../../worker/protocol/events';
 export type * from '../../worker/protocol/lobby';
 export type * from '../../worker/protocol/presence';
+export type * from '../../worker/protocol/stories';
 export type * from '../../worker/protocol/stream';
 export type * from '../../worker/protocol/user';
 export type { ChannelOptions, ChannelState } from './channel';
@@ -349,4 +350,3 @@ export class WavecastClient {
   }
 }
 export * from './station';
-export * from './stories';

@@ -1,5 +1,6 @@
 // Stories in the SDK: REST calls for the records and sessions, the live document provider and
-// the play session helper. `new StoriesApi(client)` for the REST side.
+// the play session helper. `new StoriesApi(client)` for the REST side. Its own entry
+// (`@wavecast/sdk/stories`) so an app that edits no story does not ship Yjs.
 import type {
   LiveDocument,
   PlaySessionInfo,
@@ -9,7 +10,6 @@ import type {
 } from '../../worker/protocol/stories';
 import type { WavecastClient } from './index';
 
-export type * from '../../worker/protocol/stories';
 export { PlaySession } from './play';
 export { StoryDocument, type StoryDocumentOptions } from './story';
 

@@ -3,7 +3,8 @@
 // saw the same passages in the same order, and the path in D1 matches.
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { PlaySession, StoriesApi, type StoryGraph, WavecastClient } from '../../client/sdk';
+import { type StoryGraph, WavecastClient } from '../../client/sdk';
+import { PlaySession, StoriesApi } from '../../client/sdk/stories';
 import { baseUrl, register } from './helpers';
 
 /** Four choice points, two ways through each, then one of two endings. */

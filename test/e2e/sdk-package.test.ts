@@ -27,6 +27,8 @@ describe('the SDK package', () => {
     const pkg = await import('@wavecast/sdk');
     expect(typeof pkg.WavecastClient).toBe('function');
     expect(typeof pkg.Channel).toBe('function');
+    const stories = await import('@wavecast/sdk/stories');
+    expect(typeof stories.StoryDocument).toBe('function');
     const react = await import('@wavecast/sdk/react');
     expect(typeof react.useChannel).toBe('function');
     expect(typeof react.useConnectionState).toBe('function');
@@ -34,7 +36,11 @@ describe('the SDK package', () => {
 
   it('bundles for the browser without zod, drizzle, hono or any worker file but the wire values', async () => {
     const out = await build({
-      stdin: { contents: "export * from './index';", resolveDir: sdkDir, loader: 'ts' },
+      stdin: {
+        contents: "export * from './index'; export * from './stories';",
+        resolveDir: sdkDir,
+        loader: 'ts',
+      },
       bundle: true,
       minify: true,
       format: 'esm',

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
-import { StoriesApi, StoryDocument, WavecastClient } from '../../client/sdk';
+import { WavecastClient } from '../../client/sdk';
+import { StoriesApi, StoryDocument } from '../../client/sdk/stories';
 import { fromBase64 } from '../../worker/protocol/stories';
 import { E2E_SECRET } from './global-setup';
 

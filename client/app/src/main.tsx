@@ -1,7 +1,7 @@
 // The Wavecast web app: one client for the whole app, the lobby open on every page, and a route
 // per flow.
 import { WavecastProvider } from '@wavecast/sdk/react';
-import { type JSX, StrictMode } from 'react';
+import { type JSX, lazy, StrictMode, Suspense } from 'react';
 import { createRoot } from 'react-dom/client';
 import { LobbyProvider } from './lobby';
 import { Admin } from './pages/admin';
@@ -9,13 +9,19 @@ import { Account, SignIn, SignUp } from './pages/auth';
 import { Directory } from './pages/directory';
 import { EventForm, EventPage, EventsList, Tickets } from './pages/events';
 import { StationPage } from './pages/station';
-import { PlayPage, StoriesList, StoryPage } from './pages/stories';
 import { Studio } from './pages/studio';
 import { match, usePath } from './router';
 import { client } from './session';
 import { Layout } from './ui/layout';
+import { Loading } from './ui/states';
 import { ToastProvider } from './ui/toasts';
 import './styles.css';
+
+// Stories carry the Yjs editor: loaded when a story page is first opened, not with the app.
+const stories = () => import('./pages/stories');
+const StoriesList = lazy(() => stories().then((m) => ({ default: m.StoriesList })));
+const StoryPage = lazy(() => stories().then((m) => ({ default: m.StoryPage })));
+const PlayPage = lazy(() => stories().then((m) => ({ default: m.PlayPage })));
 
 function Page() {
   const path = usePath();
@@ -67,7 +73,9 @@ createRoot(root).render(
         <LobbyProvider>
           <Title />
           <Layout>
-            <Page />
+            <Suspense fallback={<Loading />}>
+              <Page />
+            </Suspense>
           </Layout>
         </LobbyProvider>
       </ToastProvider>

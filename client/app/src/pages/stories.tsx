@@ -1,13 +1,7 @@
 // Stories: the list, a story's page (the live text, the co-author editor with the other authors'
 // cursors, live comments) and play sessions with live votes and the countdown.
-import {
-  PlaySession,
-  type PlaySessionInfo,
-  StoriesApi,
-  StoryDocument,
-  type StoryGraph,
-  type StoryView,
-} from '@wavecast/sdk';
+import type { PlaySessionInfo, StoryGraph, StoryView } from '@wavecast/sdk';
+import { PlaySession, StoriesApi, StoryDocument } from '@wavecast/sdk/stories';
 import { type FormEvent, useEffect, useMemo, useRef, useState } from 'react';
 import * as Y from 'yjs';
 import { Link, navigate } from '../router';
