@@ -1,6 +1,8 @@
 // Types for dev-server.mjs (plain ESM so the benchmarks run it without a build).
 export declare const repoRoot: string;
 export declare function freePort(): Promise<number>;
+/** Builds the SDK and the web app (`npm run build`) unless client/app/dist is there already. */
+export declare function ensureAppBuilt(): void;
 /** Live (non-zombie) processes whose process group is `pgid`, from /proc. */
 export declare function groupMembers(pgid: number): number[];
 /** CPU seconds (user + system) used so far by every live process of the group. */

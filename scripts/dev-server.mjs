@@ -7,6 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import {
   appendFileSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -19,6 +20,12 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const wranglerBin = join(repoRoot, 'node_modules/wrangler/bin/wrangler.js');
+
+/** wrangler.toml serves the built web app (`[assets]`); wrangler refuses to start without it. */
+export function ensureAppBuilt() {
+  if (existsSync(join(repoRoot, 'client/app/dist/index.html'))) return;
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: repoRoot, stdio: 'pipe' });
+}
 const wranglerTmp = join(repoRoot, '.wrangler', 'tmp');
 
 function listTmp() {
@@ -167,6 +174,7 @@ export class DevServer {
 
   /** A fresh state folder with every D1 migration applied (once, before the first start). */
   prepare() {
+    ensureAppBuilt();
     rmSync(this.state, { recursive: true, force: true });
     mkdirSync(this.state, { recursive: true });
     writeFileSync(this.logFile, '');

@@ -21,11 +21,17 @@ export function track(np: NowPlaying | null): string {
 
 export function Directory() {
   const lobby = useLobby();
+  const live = [...(lobby?.live ?? [])].sort((a, b) => b.listeners - a.listeners);
+  // The full list is REST; it is read again whenever a station goes on or off air, so a new
+  // station shows up without a refresh.
+  const onAir = live
+    .map((s) => s.stationId)
+    .sort()
+    .join(',');
   const all = useApi(
     () => client.request<{ stations: StationRow[] }>('GET', '/api/stations?limit=100'),
-    [],
+    [onAir],
   );
-  const live = [...(lobby?.live ?? [])].sort((a, b) => b.listeners - a.listeners);
   const liveIds = new Set(live.map((s) => s.stationId));
   const offAir = (all.data?.stations ?? []).filter((s) => !liveIds.has(s.id));
   return (
@@ -57,7 +63,7 @@ export function Directory() {
         </ul>
       )}
       <h2>All stations</h2>
-      {all.loading ? (
+      {all.loading && !all.data ? (
         <Loading />
       ) : all.error ? (
         <ErrorBox error={all.error} onRetry={all.reload} />
