@@ -49,6 +49,7 @@ export function StationPage(props: { id: string }) {
   const me = session?.user ?? null;
   const [pending, setPending] = useState<Pending[]>([]);
   const [burst, setBurst] = useState<Partial<Record<ReactionEmoji, number>>>({});
+  const burstTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
   const { channel, state } = useChannel<StreamServerFrame, StreamSnapshot>(
     (c) => c.station(props.id),
     [props.id, me?.id ?? null],
@@ -60,7 +61,11 @@ export function StationPage(props: { id: string }) {
           return i < 0 ? p : [...p.slice(0, i), ...p.slice(i + 1)];
         });
       }
-      if (frame.type === 'reactions') setBurst(frame.counts);
+      if (frame.type === 'reactions') {
+        setBurst(frame.counts);
+        clearTimeout(burstTimer.current);
+        burstTimer.current = setTimeout(() => setBurst({}), 4000);
+      }
     },
   );
   const snap = useChannelState(channel, (s) => s, reduce);
@@ -137,14 +142,15 @@ export function StationPage(props: { id: string }) {
         canWrite={!!me && !you.muted}
         muted={you.muted}
         canModerate={you.canManage}
+        myId={me?.id ?? null}
         onSend={send}
         onRetry={(p) => {
           setPending((all) => all.filter((x) => x.id !== p.id));
           void send(p.body);
         }}
         onDelete={(m) => channel?.request({ type: 'chat.delete', messageId: m.id })}
-        onMute={(m) =>
-          channel?.request({ type: 'chat.moderate', userId: m.user.id, action: 'mute' })
+        onModerate={(m, action) =>
+          channel?.request({ type: 'chat.moderate', userId: m.user.id, action })
         }
       />
     </article>
@@ -157,10 +163,11 @@ function Chat(props: {
   canWrite: boolean;
   muted: boolean;
   canModerate: boolean;
+  myId: string | null;
   onSend: (body: string) => void;
   onRetry: (p: Pending) => void;
   onDelete: (m: ChatMessage) => void;
-  onMute: (m: ChatMessage) => void;
+  onModerate: (m: ChatMessage, action: 'mute' | 'ban') => void;
 }) {
   const [draft, setDraft] = useState('');
   const list = useRef<HTMLOListElement>(null);
@@ -186,13 +193,16 @@ function Chat(props: {
           {props.messages.map((m) => (
             <li key={m.id} data-testid="chat-message">
               <strong>{m.user.name}</strong> <span className="body">{m.body}</span>
-              {props.canModerate && (
+              {props.canModerate && m.user.id !== props.myId && (
                 <span className="mod">
                   <button type="button" onClick={() => props.onDelete(m)}>
                     Delete
                   </button>
-                  <button type="button" onClick={() => props.onMute(m)}>
+                  <button type="button" onClick={() => props.onModerate(m, 'mute')}>
                     Mute {m.user.name}
+                  </button>
+                  <button type="button" onClick={() => props.onModerate(m, 'ban')}>
+                    Ban {m.user.name}
                   </button>
                 </span>
               )}
