@@ -30,13 +30,15 @@ describe('stations in the browser (seed 000)', () => {
     await owner.page.getByRole('button', { name: 'Create station' }).click();
     await owner.page.waitForURL(/\/stations\//);
     const stationPath = new URL(owner.page.url()).pathname;
+    const card = `[data-testid="station-${stationPath.split('/').pop()}"]`;
     await expect.poll(text(owner.page, 'h1'), WAIT).toBe('Harbour FM');
 
-    // Listeners keep their dashboards open: nothing is live yet.
+    // Listeners keep their dashboards open: the station is not live yet (other stations may be).
     for (const p of [ann.page, ben.page]) {
       await p.goto('/');
-      await expect.poll(text(p, 'main'), WAIT).toContain('No station is live right now');
+      await expect.poll(text(p, 'h2'), WAIT).not.toBeNull();
       await expect.poll(text(p, '[data-testid="connection"]'), WAIT).toBe('Online');
+      expect(await p.locator(card).count()).toBe(0);
     }
 
     // Test 1 and 2: the owner goes live; both dashboards show the station with LIVE, and a toast.
@@ -46,23 +48,25 @@ describe('stations in the browser (seed 000)', () => {
     await owner.page.getByRole('button', { name: 'Go Live' }).click();
     await expect.poll(text(owner.page, '.station-status'), WAIT).toContain('LIVE');
     for (const p of [ann.page, ben.page]) {
-      await expect.poll(text(p, '[data-testid="live-list"]'), WAIT).toContain('Harbour FM');
+      await expect.poll(text(p, `${card} h2`), WAIT).toBe('Harbour FM');
+      await expect.poll(text(p, `${card} [data-testid="live-badge"]`), WAIT).toBe('LIVE');
       await expect
-        .poll(text(p, '[data-testid="live-list"] [data-testid="live-badge"]'), WAIT)
-        .toBe('LIVE');
-      await expect
-        .poll(text(p, '[data-testid="now-playing"]'), WAIT)
+        .poll(text(p, `${card} [data-testid="now-playing"]`), WAIT)
         .toBe('Blue in Green — Miles Davis');
-      await expect.poll(text(p, '[data-testid="toast"]'), WAIT).toContain('Harbour FM is live now');
+      await expect
+        .poll(() =>
+          p.locator('[data-testid="toast"]', { hasText: 'Harbour FM is live now' }).count(),
+        )
+        .toBe(1);
     }
     // Only the owner is tuned in.
-    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('1');
+    await expect.poll(text(ben.page, `${card} [data-testid="listener-count"]`), WAIT).toBe('1');
 
     // Test 2: Ann joins from her dashboard; Ben's dashboard and the owner's page count her.
     await ann.page.getByRole('link', { name: 'Harbour FM', exact: true }).click();
     await ann.page.waitForURL(`**${stationPath}`);
     await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
-    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+    await expect.poll(text(ben.page, `${card} [data-testid="listener-count"]`), WAIT).toBe('2');
     await expect.poll(text(owner.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
 
     // Test 3: the owner changes the track; Ann's page and Ben's dashboard show it, no reload.
@@ -73,7 +77,7 @@ describe('stations in the browser (seed 000)', () => {
       .poll(text(ann.page, '[data-testid="now-playing"]'), WAIT)
       .toBe('So What — Miles Davis');
     await expect
-      .poll(text(ben.page, '[data-testid="now-playing"]'), WAIT)
+      .poll(text(ben.page, `${card} [data-testid="now-playing"]`), WAIT)
       .toBe('So What — Miles Davis');
 
     // Test 4: tabs of different users open and close; the count follows.
@@ -82,7 +86,7 @@ describe('stations in the browser (seed 000)', () => {
     await cleo.page.goto(stationPath);
     await dan.page.goto(stationPath);
     await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('4');
-    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('4');
+    await expect.poll(text(ben.page, `${card} [data-testid="listener-count"]`), WAIT).toBe('4');
     // A second tab of the same user is still one listener.
     const cleo2 = await cleo.newTab();
     await cleo2.goto(stationPath);
@@ -92,11 +96,12 @@ describe('stations in the browser (seed 000)', () => {
     await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('3');
     await dan.page.close();
     await expect.poll(text(ann.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
-    await expect.poll(text(ben.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+    await expect.poll(text(ben.page, `${card} [data-testid="listener-count"]`), WAIT).toBe('2');
 
     // The owner stops: Ben's dashboard drops the station, Ann's page shows it off air.
     await owner.page.getByRole('button', { name: 'Stop broadcast' }).click();
-    await expect.poll(text(ben.page, 'main'), WAIT).toContain('No station is live right now');
+    await expect.poll(() => ben.page.locator(card).count(), WAIT).toBe(0);
+    await expect.poll(text(ben.page, 'main'), WAIT).toContain('Harbour FM');
     await expect.poll(text(ann.page, '.station-status'), WAIT).toContain('Off air');
   });
 });

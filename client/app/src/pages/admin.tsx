@@ -172,7 +172,11 @@ export function Admin() {
             values={series((s) => s.connections)}
             testId="chart-connections"
           />
-          <LineChart title="Connections opened (total)" values={series((s) => s.total)} />
+          <LineChart
+            title="Connections opened (total)"
+            values={series((s) => s.total)}
+            testId="chart-opened"
+          />
           <LineChart title="Peak connections" values={series((s) => s.peak)} />
           <LineChart title="Events per second" values={series((s) => s.eventsPerSecond)} />
           <LineChart title="Errors (total)" values={series((s) => s.errors)} />
