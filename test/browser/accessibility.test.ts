@@ -31,6 +31,11 @@ describe('accessibility of every page', () => {
       trackName: 'Contrast',
     });
     await api(listener, 'POST', `/api/stations/${station.id}/chat`, { body: 'first!' });
+    await api(owner, 'POST', `/api/stations/${station.id}/queue`, { trackName: 'Queued one' });
+    await api(owner, 'POST', `/api/stations/${station.id}/polls`, {
+      question: 'Louder?',
+      options: ['Yes', 'No'],
+    });
     const { event } = await api<{ event: { id: string } }>(organiser, 'POST', '/api/events', {
       title: 'Axe Night',
       venue: 'Hall',
@@ -69,7 +74,7 @@ describe('accessibility of every page', () => {
       [anonymous, `/stories/${story.id}`, 'Axe Tale'],
       [anonymous, '/nowhere', 'Page not found'],
       [listener.page, '/', 'Axe FM'],
-      [listener.page, `/stations/${station.id}`, 'first!'],
+      [listener.page, `/stations/${station.id}`, 'Louder?'],
       [listener.page, `/events/${event.id}`, 'seats left'],
       [listener.page, '/tickets', 'Axe Night'],
       [listener.page, '/account', 'Your account'],

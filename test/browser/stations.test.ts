@@ -4,7 +4,7 @@
 // count follows. Seed 001's chat between two viewers with a dropped connection in between.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { person, screenshotOnFailure, withBrowser } from './browser';
+import { api, person, screenshotOnFailure, withBrowser } from './browser';
 
 withBrowser();
 
@@ -44,7 +44,7 @@ describe('stations in the browser (seed 000)', () => {
     // Test 1 and 2: the owner goes live; both dashboards show the station with LIVE, and a toast.
     await owner.page.getByLabel('Show title').fill('Morning Tide');
     await owner.page.getByLabel('First track').fill('Blue in Green');
-    await owner.page.getByLabel('Artist').fill('Miles Davis');
+    await owner.page.getByLabel('Artist', { exact: true }).fill('Miles Davis');
     await owner.page.getByRole('button', { name: 'Go Live' }).click();
     await expect.poll(text(owner.page, '.station-status'), WAIT).toContain('LIVE');
     for (const p of [ann.page, ben.page]) {
@@ -70,8 +70,8 @@ describe('stations in the browser (seed 000)', () => {
     await expect.poll(text(owner.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
 
     // Test 3: the owner changes the track; Ann's page and Ben's dashboard show it, no reload.
-    await owner.page.getByLabel('Track').fill('So What');
-    await owner.page.getByLabel('Artist').fill('Miles Davis');
+    await owner.page.getByLabel('Track', { exact: true }).fill('So What');
+    await owner.page.getByLabel('Artist', { exact: true }).fill('Miles Davis');
     await owner.page.getByRole('button', { name: 'Update now playing' }).click();
     await expect
       .poll(text(ann.page, '[data-testid="now-playing"]'), WAIT)
@@ -103,5 +103,54 @@ describe('stations in the browser (seed 000)', () => {
     await expect.poll(() => ben.page.locator(card).count(), WAIT).toBe(0);
     await expect.poll(text(ben.page, 'main'), WAIT).toContain('Harbour FM');
     await expect.poll(text(ann.page, '.station-status'), WAIT).toContain('Off air');
+  });
+
+  it('the show desk: the owner queues tracks and plays the next, opens a poll; a listener sees both live and votes; the owner sees the tally and live analytics', async () => {
+    screenshotOnFailure('station-desk');
+    const owner = await person('Desmond', 'station_owner');
+    const fan = await person('Fay');
+    const { station } = await api<{ station: { id: string } }>(owner, 'POST', '/api/stations', {
+      name: 'Desk Radio',
+    });
+    await api(owner, 'POST', `/api/stations/${station.id}/live`, { showTitle: 'Request hour' });
+    await owner.page.goto(`/stations/${station.id}`);
+    await fan.page.goto(`/stations/${station.id}`);
+    await expect.poll(text(fan.page, '[data-testid="listener-count"]'), WAIT).toBe('2');
+
+    // The queue: two tracks in, the first played next; the listener follows without a refresh.
+    for (const [track, artist] of [
+      ['Take Five', 'Dave Brubeck'],
+      ['Naima', 'John Coltrane'],
+    ]) {
+      await owner.page.getByLabel('Queue a track').fill(track ?? '');
+      await owner.page.getByLabel('Its artist').fill(artist ?? '');
+      await owner.page.getByRole('button', { name: 'Add to queue' }).click();
+      await expect.poll(text(fan.page, '[data-testid="queue"]'), WAIT).toContain(track ?? '');
+    }
+    await owner.page.getByRole('button', { name: 'Play next' }).click();
+    await expect
+      .poll(text(fan.page, '[data-testid="now-playing"]'), WAIT)
+      .toBe('Take Five — Dave Brubeck');
+    await expect.poll(text(fan.page, '[data-testid="queue"]'), WAIT).toBe('Naima — John Coltrane');
+
+    // A poll: the listener votes, the owner sees the tally move; closing shows on both.
+    await owner.page.getByLabel('Question').fill('Next set?');
+    await owner.page.getByLabel(/Options/).fill('Bebop\nModal');
+    await owner.page.getByRole('button', { name: 'Open poll' }).click();
+    await expect.poll(text(fan.page, '[data-testid="poll"]'), WAIT).toContain('Next set?');
+    await fan.page.getByRole('button', { name: /^Modal/ }).click();
+    await expect.poll(text(owner.page, '[data-testid="poll-votes-1"]'), WAIT).toBe('1');
+    await expect.poll(text(owner.page, '[data-testid="poll-voters"]'), WAIT).toBe('1');
+    await owner.page.getByRole('button', { name: 'Close poll' }).click();
+    await expect.poll(text(fan.page, '[data-testid="poll"]'), WAIT).toContain('Closed');
+
+    // The owner's live analytics count both listeners; the listener sees no analytics.
+    await expect
+      .poll(text(owner.page, '[data-testid="analytics-current"]'), {
+        timeout: 30_000,
+        interval: 200,
+      })
+      .toBe('2');
+    expect(await fan.page.getByRole('region', { name: 'Live analytics' }).count()).toBe(0);
   });
 });

@@ -9,11 +9,13 @@ import type {
   StreamServerFrame,
   StreamSnapshot,
 } from '@wavecast/sdk';
+import { stationDesk } from '@wavecast/sdk';
 import { useChannel, useChannelState } from '@wavecast/sdk/react';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { client, newKey, useSession } from '../session';
 import { describe, Empty, ErrorBox, LiveBadge, Loading, useApi } from '../ui/states';
 import { track } from './directory';
+import { AnalyticsPanel, PollPanel, QueuePanel } from './station-desk';
 
 const REACTIONS: ReactionEmoji[] = ['❤️', '🔥', '👏', '😂', '🎉', '👍'];
 
@@ -50,8 +52,14 @@ export function StationPage(props: { id: string }) {
   const [pending, setPending] = useState<Pending[]>([]);
   const [burst, setBurst] = useState<Partial<Record<ReactionEmoji, number>>>({});
   const burstTimer = useRef<ReturnType<typeof setTimeout>>(undefined);
+  // The show desk's helpers must see the channel's first welcome: made with the channel.
+  const desk = useRef<ReturnType<typeof stationDesk> | null>(null);
   const { channel, state } = useChannel<StreamServerFrame, StreamSnapshot>(
-    (c) => c.station(props.id),
+    (c) => {
+      const station = c.station(props.id);
+      desk.current = stationDesk(c, props.id, station);
+      return station;
+    },
     [props.id, me?.id ?? null],
     (frame) => {
       if (frame.type === 'chat.message' && frame.message.user.id === me?.id) {
@@ -123,6 +131,13 @@ export function StationPage(props: { id: string }) {
         )}
       </section>
       {you.canManage && channel && <OwnerPanel live={live} channel={channel} />}
+      {desk.current && (
+        <QueuePanel queue={desk.current.queue} canManage={you.canManage} live={live} />
+      )}
+      {desk.current && (
+        <PollPanel poll={desk.current.poll} canManage={you.canManage} signedIn={!!me} />
+      )}
+      {you.canManage && channel && <AnalyticsPanel channel={channel} />}
       <section aria-label="Reactions" className="reactions">
         {REACTIONS.map((emoji) => (
           <button
