@@ -1,6 +1,6 @@
 // React bindings for the SDK (`@wavecast/sdk/react`): a provider for one client, and hooks that
 // open a channel for a component's lifetime, follow its frames and its connection state.
-// Hooks for the user channel (`useUnreadCount`, the balance) come with that channel.
+// `useUnreadCount` and `useBalance` follow the user channel's stores (`client.me()`).
 import {
   createContext,
   createElement,
@@ -13,6 +13,7 @@ import {
 } from 'react';
 import type { Channel, ChannelState, ServerFrameBase } from './channel';
 import type { ConnectionState, WavecastClient } from './index';
+import type { MeChannel, Store } from './me';
 
 const ClientContext = createContext<WavecastClient | null>(null);
 
@@ -134,4 +135,23 @@ export function useChannelState<F extends ServerFrameBase, S, V>(
     });
   }, [channel]);
   return value;
+}
+
+/** A store's value (the user channel's unread count, balance …), re-rendering on every change. */
+export function useStore<T>(store: Store<T> | null | undefined, fallback: T): T {
+  return useSyncExternalStore(
+    (notify) => (store ? store.subscribe(() => notify()) : () => {}),
+    () => (store ? store.get() : fallback),
+    () => fallback,
+  );
+}
+
+/** The unread count the server owns for this user, kept in step across tabs and devices. */
+export function useUnreadCount(me: MeChannel | null | undefined): number {
+  return useStore(me?.unread, 0);
+}
+
+/** The user's latest balance (null until a backend sent one). */
+export function useBalance(me: MeChannel | null | undefined) {
+  return useStore(me?.balance, null);
 }

@@ -88,6 +88,11 @@ describe('accessibility of every page', () => {
       [admin.page, '/admin', 'Connections now'],
     ];
     for (const [page, path, ready] of pages) found.push(...(await check(page, path, ready)));
+    // The notification bell, open (the listener's booking notified them).
+    await listener.page.goto('/');
+    await listener.page.getByRole('button', { name: /Notifications, \d+ unread/ }).click();
+    await listener.page.getByRole('button', { name: 'Mark all read' }).waitFor();
+    found.push(...(await axe(listener.page)).map((v) => `bell: ${v}`));
     expect(found).toEqual([]);
 
     // The check itself can fail: an image without a text alternative is a critical violation.

@@ -109,6 +109,21 @@ export async function person(
   };
 }
 
+/** Another device of the same person: a browser context of its own, signed in afresh. */
+export async function device(who: Person): Promise<Page> {
+  if (!browser) throw new Error('call withBrowser() in the test file');
+  const session = await api<{ token: string }>(null, 'POST', '/api/auth/login', {
+    email: who.email,
+    password: 'correct horse battery',
+  });
+  const context = await browser.newContext({ baseURL: appUrl() });
+  contexts.push(context);
+  await context.addInitScript((value: string) => {
+    if (!localStorage.getItem('wavecast.session')) localStorage.setItem('wavecast.session', value);
+  }, JSON.stringify(session));
+  return context.newPage();
+}
+
 /** A browser context with nobody signed in. */
 export async function visitor(): Promise<Page> {
   if (!browser) throw new Error('call withBrowser() in the test file');

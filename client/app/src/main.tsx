@@ -4,6 +4,7 @@ import { WavecastProvider } from '@wavecast/sdk/react';
 import { type JSX, lazy, StrictMode, Suspense } from 'react';
 import { createRoot } from 'react-dom/client';
 import { LobbyProvider } from './lobby';
+import { MeProvider } from './me';
 import { Admin } from './pages/admin';
 import { Account, SignIn, SignUp } from './pages/auth';
 import { Directory } from './pages/directory';
@@ -71,12 +72,14 @@ createRoot(root).render(
     <WavecastProvider client={client}>
       <ToastProvider>
         <LobbyProvider>
-          <Title />
-          <Layout>
-            <Suspense fallback={<Loading />}>
-              <Page />
-            </Suspense>
-          </Layout>
+          <MeProvider>
+            <Title />
+            <Layout>
+              <Suspense fallback={<Loading />}>
+                <Page />
+              </Suspense>
+            </Layout>
+          </MeProvider>
         </LobbyProvider>
       </ToastProvider>
     </WavecastProvider>

@@ -123,7 +123,21 @@ export function SignIn() {
 
 export function Account() {
   const session = useSession();
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
   if (!session) return <SignInFirst />;
+  const logoutAll = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await client.logoutAll();
+      setSession(null);
+      navigate('/signin');
+    } catch (err) {
+      setError(describe(err));
+      setBusy(false);
+    }
+  };
   const { user } = session;
   return (
     <section className="narrow">
@@ -141,6 +155,16 @@ export function Account() {
           <small> (give it to someone who sends you a ticket or adds you as a co-author)</small>
         </dd>
       </dl>
+      <h2>Sessions</h2>
+      <p>Signs you out in every browser and on every device, this one included.</p>
+      <button type="button" className="danger" disabled={busy} onClick={logoutAll}>
+        Log out everywhere
+      </button>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
     </section>
   );
 }

@@ -4,6 +4,7 @@ import { useConnectionState } from '@wavecast/sdk/react';
 import { type ReactNode, useState } from 'react';
 import { Link, navigate, usePath } from '../router';
 import { client, setSession, useSession } from '../session';
+import { Balance, Bell } from './bell';
 
 const LABELS = {
   open: 'Online',
@@ -80,6 +81,8 @@ export function Layout(props: { children: ReactNode }) {
           <ConnectionIndicator />
           {session ? (
             <>
+              <Balance />
+              <Bell />
               <Link to="/account" className="who">
                 <span data-testid="signed-in-as">{session.user.name}</span>
               </Link>
