@@ -32,6 +32,8 @@ describe('the SDK package', () => {
     const react = await import('@wavecast/sdk/react');
     expect(typeof react.useChannel).toBe('function');
     expect(typeof react.useConnectionState).toBe('function');
+    expect(typeof react.useUnreadCount).toBe('function');
+    expect(typeof react.useBalance).toBe('function');
   });
 
   it('bundles for the browser without zod, drizzle, hono or any worker file but the wire values', async () => {
