@@ -8,7 +8,7 @@ import type {
   MarketValue,
 } from '../../worker/protocol/broadcast';
 import type { PresenceStatuses, UserStatus } from '../../worker/protocol/presence';
-import { MAX_WATCH_IDS } from '../../worker/protocol/presence';
+import { MAX_WATCH_IDS } from '../../worker/protocol/wire';
 import type { Channel } from './channel';
 import { Store } from './me';
 

@@ -3,8 +3,8 @@
 // users' changes; `GET /api/presence?ids=` answers the same for a batch.
 import { z } from 'zod';
 
-/** Ids one watch (and one `GET /api/presence`) may name. */
-export const MAX_WATCH_IDS = 500;
+// MAX_WATCH_IDS lives in wire.ts (plain values, imported by the browser SDK without zod).
+export { MAX_WATCH_IDS } from './wire';
 
 export const userId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a user id');
 

@@ -118,3 +118,6 @@ export const ErrorCode = {
   marketKeysFull: 'market_keys_full',
 } as const;
 export type KnownErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Ids one presence watch (and one `GET /api/presence`) may name (docs/presence.md). */
+export const MAX_WATCH_IDS = 500;

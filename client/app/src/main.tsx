@@ -11,6 +11,7 @@ import { Directory } from './pages/directory';
 import { EventForm, EventPage, EventsList, Tickets } from './pages/events';
 import { StationPage } from './pages/station';
 import { Studio } from './pages/studio';
+import { PlatformProvider } from './platform';
 import { match, usePath } from './router';
 import { client } from './session';
 import { Layout } from './ui/layout';
@@ -73,12 +74,14 @@ createRoot(root).render(
       <ToastProvider>
         <LobbyProvider>
           <MeProvider>
-            <Title />
-            <Layout>
-              <Suspense fallback={<Loading />}>
-                <Page />
-              </Suspense>
-            </Layout>
+            <PlatformProvider>
+              <Title />
+              <Layout>
+                <Suspense fallback={<Loading />}>
+                  <Page />
+                </Suspense>
+              </Layout>
+            </PlatformProvider>
           </MeProvider>
         </LobbyProvider>
       </ToastProvider>

@@ -1,8 +1,10 @@
 // The admin dashboard: every live stream with its listeners and engagement (live from the
 // lobby's admin view), moderation links, and the platform's metrics as charts (from
 // GET /api/admin/metrics, read every two seconds; the server's numbers are at most 5 s behind).
-import { useEffect, useRef, useState } from 'react';
+import { useStore } from '@wavecast/sdk/react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { useLobby } from '../lobby';
+import { usePlatform } from '../platform';
 import { Link } from '../router';
 import { client, useSession } from '../session';
 import { describe, Empty, LineChart, Loading } from '../ui/states';
@@ -157,6 +159,7 @@ export function Admin() {
           </table>
         </div>
       )}
+      <Announcements />
       <h2>Metrics</h2>
       {metrics.error && (
         <p className="form-error" role="alert">
@@ -184,5 +187,91 @@ export function Admin() {
         </div>
       )}
     </>
+  );
+}
+
+/** System announcements: post one to every open page (the banner), or withdraw it. */
+function Announcements() {
+  const platform = usePlatform();
+  const current = useStore(platform?.announcements, []);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const act = async (fn: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      setError(describe(err));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  const post = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    const minutes = Number(f.get('minutes'));
+    const ok = await act(() =>
+      client.request('POST', '/api/admin/announcements', {
+        message: String(f.get('message')),
+        level: String(f.get('level')),
+        ...(minutes > 0 ? { expiresInSeconds: minutes * 60 } : {}),
+      }),
+    );
+    if (ok) form.reset();
+  };
+  return (
+    <section className="panel" aria-label="Announcements">
+      <h2>Announcements</h2>
+      {current.length === 0 ? (
+        <Empty>No announcement is showing.</Empty>
+      ) : (
+        <ul className="list">
+          {current.map((a) => (
+            <li key={a.id}>
+              {a.message} <span className="badge">{a.level}</span>{' '}
+              <button
+                type="button"
+                disabled={busy}
+                onClick={() =>
+                  act(() => client.request('DELETE', `/api/admin/announcements/${a.id}`))
+                }
+              >
+                Withdraw
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <form onSubmit={post} className="inline wrap">
+        <label>
+          Message
+          <input name="message" required maxLength={1000} />
+        </label>
+        <label>
+          Level
+          <select name="level" defaultValue="info">
+            <option value="info">Info</option>
+            <option value="warning">Warning</option>
+            <option value="error">Error</option>
+          </select>
+        </label>
+        <label>
+          Minutes shown (empty: until withdrawn)
+          <input name="minutes" type="number" min={1} max={10080} />
+        </label>
+        <button type="submit" className="primary" disabled={busy}>
+          Announce
+        </button>
+      </form>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
+    </section>
   );
 }

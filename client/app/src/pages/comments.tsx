@@ -8,6 +8,7 @@ import type {
 } from '@wavecast/sdk';
 import { useChannel, useChannelState } from '@wavecast/sdk/react';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { OnlineDot, usePresence } from '../platform';
 import { newKey, useSession } from '../session';
 import { describe, Empty, Loading } from '../ui/states';
 
@@ -102,6 +103,10 @@ export function Comments(props: { itemId: string }) {
   const [draft, setDraft] = useState('');
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
+  const presence = usePresence([
+    ...(room?.members.map((m) => m.user.id) ?? []),
+    ...(room?.comments.map((c) => c.user.id) ?? []),
+  ]);
   if (!room) return <Loading label="Loading comments…" />;
 
   const onInput = (value: string) => {
@@ -141,6 +146,7 @@ export function Comments(props: { itemId: string }) {
         <ol className="messages" data-testid="comments">
           {room.comments.map((c) => (
             <li key={c.id} data-testid="comment">
+              <OnlineDot online={presence[c.user.id]?.online} name={c.user.name} />
               <strong>{c.user.name}</strong> <span className="body">{c.body}</span>
             </li>
           ))}

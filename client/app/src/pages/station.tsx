@@ -12,6 +12,7 @@ import type {
 import { stationDesk } from '@wavecast/sdk';
 import { useChannel, useChannelState } from '@wavecast/sdk/react';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { OnlineDot, usePresence } from '../platform';
 import { client, newKey, useSession } from '../session';
 import { describe, Empty, ErrorBox, LiveBadge, Loading, useApi } from '../ui/states';
 import { track } from './directory';
@@ -187,6 +188,7 @@ function Chat(props: {
   const [draft, setDraft] = useState('');
   const list = useRef<HTMLOListElement>(null);
   const count = props.messages.length + props.pending.length;
+  const presence = usePresence(props.messages.map((m) => m.user.id));
   // biome-ignore lint/correctness/useExhaustiveDependencies: scroll when the count changes
   useEffect(() => {
     list.current?.scrollTo({ top: list.current.scrollHeight });
@@ -207,6 +209,7 @@ function Chat(props: {
         <ol className="messages" ref={list} data-testid="chat" aria-live="polite">
           {props.messages.map((m) => (
             <li key={m.id} data-testid="chat-message">
+              <OnlineDot online={presence[m.user.id]?.online} name={m.user.name} />
               <strong>{m.user.name}</strong> <span className="body">{m.body}</span>
               {props.canModerate && m.user.id !== props.myId && (
                 <span className="mod">

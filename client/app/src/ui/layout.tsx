@@ -2,6 +2,7 @@
 // connection indicator, and the main landmark.
 import { useConnectionState } from '@wavecast/sdk/react';
 import { type ReactNode, useState } from 'react';
+import { AnnouncementBanner } from '../platform';
 import { Link, navigate, usePath } from '../router';
 import { client, setSession, useSession } from '../session';
 import { Balance, Bell } from './bell';
@@ -100,6 +101,7 @@ export function Layout(props: { children: ReactNode }) {
           )}
         </div>
       </header>
+      <AnnouncementBanner />
       <main id="main" tabIndex={-1}>
         {props.children}
       </main>
