@@ -30,11 +30,31 @@ const repoRoot = join(import.meta.dirname, '../..');
 const wrangler = join(repoRoot, 'node_modules/wrangler/bin/wrangler.js');
 
 function d1(args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [wrangler, 'd1', 'execute', 'DB', '--local', '--persist-to', server.state, '--yes', ...args],
-    { cwd: repoRoot, stdio: 'pipe', env: { ...process.env, CI: 'true' } },
-  ).toString();
+  // Another process reads the server's SQLite file while the server writes to it: a read can
+  // meet SQLITE_BUSY under load, which says "try again", not "wrong".
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return execFileSync(
+        process.execPath,
+        [
+          wrangler,
+          'd1',
+          'execute',
+          'DB',
+          '--local',
+          '--persist-to',
+          server.state,
+          '--yes',
+          ...args,
+        ],
+        { cwd: repoRoot, stdio: 'pipe', env: { ...process.env, CI: 'true' } },
+      ).toString();
+    } catch (err) {
+      const out = `${(err as { stdout?: Buffer }).stdout ?? ''}${(err as { stderr?: Buffer }).stderr ?? ''}`;
+      if (attempt >= 10 || !out.includes('SQLITE_BUSY')) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250 * attempt);
+    }
+  }
 }
 
 /** One number from the server's local D1 (read while it runs, from another process). */
