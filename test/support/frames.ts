@@ -54,8 +54,11 @@ export class FrameQueue {
     this.socket.close(code, reason);
   }
 
-  /** The first frame not yet taken that matches; waits for it up to `timeoutMs`. */
-  async next<T = Frame>(match: Match, timeoutMs = 5000): Promise<T & Frame> {
+  /**
+   * The first frame not yet taken that matches; waits for it up to `timeoutMs` (generous: on a
+   * 2-core machine running the whole suite a frame can take seconds; a wait never passes a test).
+   */
+  async next<T = Frame>(match: Match, timeoutMs = 15_000): Promise<T & Frame> {
     const test = typeof match === 'string' ? (f: Frame) => f.type === match : match;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -90,7 +93,7 @@ export class FrameQueue {
    * Waits until the close handshake has started (a close frame arrived, or the socket closed):
    * the moment the server closed it, before the client library's TCP teardown.
    */
-  async closing(timeoutMs = 5000): Promise<void> {
+  async closing(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closeEvent && (this.socket.readyState ?? 1) < 2) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the close handshake');
@@ -98,7 +101,7 @@ export class FrameQueue {
     }
   }
 
-  async closed(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+  async closed(timeoutMs = 15_000): Promise<{ code: number; reason: string }> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closeEvent) {
       const left = deadline - Date.now();
