@@ -103,7 +103,7 @@ export class MetricsHub extends DurableObject<Env> {
 
   report(r: ChannelReport): void {
     const kind = { channel_kind: r.kind };
-    this.ctx.storage.transactionSync(() => {
+    this.#atomically(() => {
       const c = r.counters;
       this.#add('channel_connections_opened_total', kind, c.opened);
       this.#add('channel_frames_received_total', kind, c.framesReceived);
@@ -133,7 +133,7 @@ export class MetricsHub extends DurableObject<Env> {
   }
 
   reportRequests(r: RequestReport): void {
-    this.ctx.storage.transactionSync(() => {
+    this.#atomically(() => {
       for (const [route, { statuses, latencyMs }] of Object.entries(r.routes)) {
         for (const [status, n] of Object.entries(statuses)) {
           this.#add('http_requests_total', { route, status }, n);
@@ -143,6 +143,24 @@ export class MetricsHub extends DurableObject<Env> {
       this.#add('metrics_reports_total', { source: 'worker' }, 1);
       this.#minute(r.at, r.window.handled, r.window.failures);
     });
+  }
+
+  /**
+   * One report in one transaction. The in-memory maps follow each write, so when the transaction
+   * rolls back they are dropped and read again from SQLite: otherwise a counter could count the
+   * report's retry twice in memory and then fall back (go down) when the hub is next evicted.
+   */
+  #atomically(apply: () => void): void {
+    try {
+      this.ctx.storage.transactionSync(apply);
+    } catch (err) {
+      this.#counters = null;
+      this.#histograms = null;
+      this.#channels = null;
+      this.#totals.clear();
+      this.#peaks = null;
+      throw err;
+    }
   }
 
   // ---- reads ------------------------------------------------------------------------

@@ -74,16 +74,23 @@ function useMetrics(enabled: boolean) {
   useEffect(() => {
     if (!enabled) return;
     let stopped = false;
+    let reading = false;
     const read = async () => {
+      // One read at a time, and never an older snapshot after a newer one: under load a read can
+      // outlast the interval, and two overlapping answers may arrive out of order.
+      if (reading) return;
+      reading = true;
       try {
         const m = await client.request<AdminMetrics>('GET', '/api/admin/metrics');
-        if (stopped) return;
+        if (stopped || (last.current && m.at < last.current.m.at)) return;
         const s = sample(m, last.current);
         last.current = { m, s };
         setHistory((h) => [...h.slice(-(HISTORY - 1)), s]);
         setError(null);
       } catch (err) {
         if (!stopped) setError(describe(err));
+      } finally {
+        reading = false;
       }
     };
     void read();
