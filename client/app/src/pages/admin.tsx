@@ -7,7 +7,7 @@ import { useLobby } from '../lobby';
 import { usePlatform } from '../platform';
 import { Link } from '../router';
 import { client, useSession } from '../session';
-import { describe, Empty, LineChart, Loading } from '../ui/states';
+import { describe, Empty, LineChart, Loading, useAction } from '../ui/states';
 import { SignInFirst } from './auth';
 
 interface Latency {
@@ -201,27 +201,13 @@ export function Admin() {
 function Announcements() {
   const platform = usePlatform();
   const current = useStore(platform?.announcements, []);
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const act = async (fn: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-      return true;
-    } catch (err) {
-      setError(describe(err));
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
+  const act = useAction();
   const post = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
     const minutes = Number(f.get('minutes'));
-    const ok = await act(() =>
+    const ok = await act.run(() =>
       client.request('POST', '/api/admin/announcements', {
         message: String(f.get('message')),
         level: String(f.get('level')),
@@ -242,9 +228,9 @@ function Announcements() {
               {a.message} <span className="badge">{a.level}</span>{' '}
               <button
                 type="button"
-                disabled={busy}
+                disabled={act.busy}
                 onClick={() =>
-                  act(() => client.request('DELETE', `/api/admin/announcements/${a.id}`))
+                  act.run(() => client.request('DELETE', `/api/admin/announcements/${a.id}`))
                 }
               >
                 Withdraw
@@ -270,15 +256,11 @@ function Announcements() {
           Minutes shown (empty: until withdrawn)
           <input name="minutes" type="number" min={1} max={10080} />
         </label>
-        <button type="submit" className="primary" disabled={busy}>
+        <button type="submit" className="primary" disabled={act.busy}>
           Announce
         </button>
       </form>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      {act.shown}
     </section>
   );
 }

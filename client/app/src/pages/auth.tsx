@@ -2,7 +2,7 @@
 import { type FormEvent, useState } from 'react';
 import { Link, navigate } from '../router';
 import { client, setSession, useSession } from '../session';
-import { describe } from '../ui/states';
+import { describe, useAction } from '../ui/states';
 
 const ROLES = [
   ['listener', 'Listener', 'Tune in, chat, book events, read stories'],
@@ -11,14 +11,11 @@ const ROLES = [
 ] as const;
 
 export function SignUp() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const act = useAction();
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
+    await act.run(async () => {
       const session = await client.register({
         displayName: String(form.get('name')),
         email: String(form.get('email')),
@@ -27,11 +24,7 @@ export function SignUp() {
       });
       setSession(session);
       navigate('/');
-    } catch (err) {
-      setError(describe(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section className="narrow">
@@ -66,13 +59,9 @@ export function SignUp() {
             </label>
           ))}
         </fieldset>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Creating…' : 'Sign up'}
+        {act.shown}
+        <button type="submit" className="primary" disabled={act.busy}>
+          {act.busy ? 'Creating…' : 'Sign up'}
         </button>
       </form>
     </section>
@@ -80,21 +69,14 @@ export function SignUp() {
 }
 
 export function SignIn() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const act = useAction();
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
+    await act.run(async () => {
       setSession(await client.login(String(form.get('email')), String(form.get('password'))));
       navigate('/');
-    } catch (err) {
-      setError(describe(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section className="narrow">
@@ -108,13 +90,9 @@ export function SignIn() {
           Password
           <input name="password" type="password" required autoComplete="current-password" />
         </label>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? 'Signing in…' : 'Sign in'}
+        {act.shown}
+        <button type="submit" className="primary" disabled={act.busy}>
+          {act.busy ? 'Signing in…' : 'Sign in'}
         </button>
       </form>
     </section>

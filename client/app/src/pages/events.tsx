@@ -13,7 +13,7 @@ import { useChannel, useChannelState } from '@wavecast/sdk/react';
 import { type FormEvent, useState } from 'react';
 import { Link, navigate } from '../router';
 import { client, newKey, useSession } from '../session';
-import { describe, Empty, ErrorBox, formatTime, Loading, useApi } from '../ui/states';
+import { describe, Empty, ErrorBox, formatTime, Loading, useAction, useApi } from '../ui/states';
 import { SignInFirst } from './auth';
 
 function reduce(s: EventRoomSnapshot, f: EventServerFrame): EventRoomSnapshot {
@@ -220,9 +220,8 @@ function toLocalInput(ms: number): string {
 
 export function EventForm(props: { event?: EventView }) {
   const session = useSession();
-  const [error, setError] = useState<string | null>(null);
   const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const act = useAction();
   const [key, setKey] = useState(newKey);
   if (!session) return <SignInFirst what="to create events" />;
   const editing = props.event;
@@ -237,10 +236,8 @@ export function EventForm(props: { event?: EventView }) {
       capacity: Number(f.get('capacity')),
       visibility: String(f.get('visibility')),
     };
-    setBusy(true);
-    setError(null);
     setSaved(false);
-    try {
+    await act.run(async () => {
       if (editing) {
         await client.request('PATCH', `/api/events/${editing.id}`, body, {
           'idempotency-key': key,
@@ -253,11 +250,7 @@ export function EventForm(props: { event?: EventView }) {
         });
         navigate(`/events/${res.event.id}`);
       }
-    } catch (err) {
-      setError(describe(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const v = editing;
   return (
@@ -296,13 +289,9 @@ export function EventForm(props: { event?: EventView }) {
           Description
           <textarea name="description" rows={3} maxLength={5000} defaultValue={v?.description} />
         </label>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        {act.shown}
         {saved && <p role="status">Saved.</p>}
-        <button type="submit" className="primary" disabled={busy}>
+        <button type="submit" className="primary" disabled={act.busy}>
           {editing ? 'Save changes' : 'Create event'}
         </button>
       </form>

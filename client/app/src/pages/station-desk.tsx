@@ -11,36 +11,12 @@ import type {
   StreamSnapshot,
 } from '@wavecast/sdk';
 import { type FormEvent, useEffect, useReducer, useState } from 'react';
-import { describe, Empty, LineChart } from '../ui/states';
+import { Empty, LineChart, useAction } from '../ui/states';
 
 /** Re-renders when a helper says it changed. */
 function useChanges(source: { onChange(listener: () => void): () => void }) {
   const [, bump] = useReducer((n: number) => n + 1, 0);
   useEffect(() => source.onChange(bump), [source]);
-}
-
-function useAction() {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (fn: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-      return true;
-    } catch (err) {
-      setError(describe(err));
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
-  const shown = error && (
-    <p className="form-error" role="alert">
-      {error}
-    </p>
-  );
-  return { run, busy, shown };
 }
 
 function secondsLeft(until: number): number {

@@ -14,7 +14,7 @@ import { useChannel, useChannelState } from '@wavecast/sdk/react';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { OnlineDot, usePresence } from '../platform';
 import { client, newKey, useSession } from '../session';
-import { describe, Empty, ErrorBox, LiveBadge, Loading, useApi } from '../ui/states';
+import { describe, Empty, ErrorBox, LiveBadge, Loading, useAction, useApi } from '../ui/states';
 import { track } from './directory';
 import { AnalyticsPanel, PollPanel, QueuePanel } from './station-desk';
 
@@ -296,21 +296,9 @@ function Favourite(props: { stationId: string }) {
 }
 
 function OwnerPanel(props: { live: boolean; channel: Channel<StreamServerFrame, StreamSnapshot> }) {
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const run = async (frame: { type: string; [k: string]: unknown }) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await props.channel.request(frame);
-      return true;
-    } catch (err) {
-      setError(describe(err));
-      return false;
-    } finally {
-      setBusy(false);
-    }
-  };
+  const act = useAction();
+  const run = (frame: { type: string; [k: string]: unknown }) =>
+    act.run(() => props.channel.request(frame));
   const fields = (form: FormData, names: string[]) =>
     Object.fromEntries(
       names.flatMap((n) => {
@@ -345,14 +333,14 @@ function OwnerPanel(props: { live: boolean; channel: Channel<StreamServerFrame, 
               Artist
               <input name="artistName" maxLength={200} />
             </label>
-            <button type="submit" disabled={busy}>
+            <button type="submit" disabled={act.busy}>
               Update now playing
             </button>
           </form>
           <button
             type="button"
             className="danger"
-            disabled={busy}
+            disabled={act.busy}
             onClick={() => run({ type: 'stream.stop' })}
           >
             Stop broadcast
@@ -372,16 +360,12 @@ function OwnerPanel(props: { live: boolean; channel: Channel<StreamServerFrame, 
             Artist
             <input name="artistName" maxLength={200} />
           </label>
-          <button type="submit" className="primary" disabled={busy}>
+          <button type="submit" className="primary" disabled={act.busy}>
             Go Live
           </button>
         </form>
       )}
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      {act.shown}
     </section>
   );
 }

@@ -3,7 +3,7 @@ import { type FormEvent, useState } from 'react';
 import { useLobby } from '../lobby';
 import { Link, navigate } from '../router';
 import { client, newKey, useSession } from '../session';
-import { describe, Empty, ErrorBox, LiveBadge, Loading, useApi } from '../ui/states';
+import { Empty, ErrorBox, LiveBadge, Loading, useAction, useApi } from '../ui/states';
 import { SignInFirst } from './auth';
 
 interface StationRow {
@@ -20,16 +20,13 @@ export function Studio() {
     () => client.request<{ stations: StationRow[] }>('GET', '/api/stations?limit=100'),
     [session?.user.id],
   );
-  const [error, setError] = useState<string | null>(null);
   const [key, setKey] = useState(newKey);
-  const [busy, setBusy] = useState(false);
+  const act = useAction();
   if (!session) return <SignInFirst what="to run a station" />;
   const create = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
-    setBusy(true);
-    setError(null);
-    try {
+    await act.run(async () => {
       const genre = String(f.get('genre') ?? '').trim();
       const { station } = await client.request<{ station: StationRow }>(
         'POST',
@@ -43,11 +40,7 @@ export function Studio() {
       );
       setKey(newKey());
       navigate(`/stations/${station.id}`);
-    } catch (err) {
-      setError(describe(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const own = (mine.data?.stations ?? []).filter(
     (s) => s.ownerId === session.user.id || session.user.role === 'admin',
@@ -87,12 +80,8 @@ export function Studio() {
           Description
           <textarea name="description" maxLength={1000} rows={3} />
         </label>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <button type="submit" className="primary" disabled={busy}>
+        {act.shown}
+        <button type="submit" className="primary" disabled={act.busy}>
           Create station
         </button>
       </form>

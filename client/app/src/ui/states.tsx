@@ -47,6 +47,34 @@ export function LiveBadge(props: { live: boolean }) {
   );
 }
 
+/**
+ * A user's action (a form submit, a button): `busy` while it runs, its error shown as an alert
+ * (`shown`) until the next try; `run` answers whether it succeeded.
+ */
+export function useAction() {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async (fn: () => Promise<unknown>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      setError(describe(err));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  const shown = error && (
+    <p className="form-error" role="alert">
+      {error}
+    </p>
+  );
+  return { run, busy, shown };
+}
+
 /** Loads something over REST; `reload()` asks again. */
 export function useApi<T>(load: () => Promise<T>, deps: readonly unknown[]) {
   const [state, setState] = useState<{ data: T | null; error: unknown; loading: boolean }>({
