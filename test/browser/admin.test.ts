@@ -1,18 +1,9 @@
-// The admin dashboard in a real browser: live streams with their listener counts and the
-// platform's connection chart move while listeners join, without a refresh.
-import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { api, person, screenshotOnFailure, withBrowser } from './browser';
+import { api, person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 30_000, interval: 200 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 
 describe('admin dashboard in the browser', () => {
   it('shows live streams and platform metrics moving while listeners join', async () => {

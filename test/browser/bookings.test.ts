@@ -1,19 +1,9 @@
-// Seed 002's event page in a real browser: an organiser creates an event, a buyer books while a
-// second tab watches the seats left move; a double click and a network failure on the way back
-// (retried with the same Idempotency-Key) book once; cancelling gives the seats back live.
-import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { api, person, screenshotOnFailure, withBrowser } from './browser';
+import { api, person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 
 describe('bookings in the browser (seed 002)', () => {
   it('a booking is seen live in a second tab, once per click and per retry, and cancelling frees the seats', async () => {

@@ -188,3 +188,11 @@ export async function axe(page: Page): Promise<string[]> {
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.impact}: ${v.id} (${v.help}) at ${v.targets.join(', ')}`);
 }
+
+/** What the first element matching `selector` says now (null while there is none): for `expect.poll`. */
+export const text = (page: Page, selector: string) => () =>
+  page
+    .locator(selector)
+    .first()
+    .textContent({ timeout: 1000 })
+    .catch(() => null);

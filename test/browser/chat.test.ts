@@ -3,17 +3,11 @@
 // once on reconnect, and nobody sees a message twice; the connection indicator says what happens.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { api, person, screenshotOnFailure, withBrowser } from './browser';
+import { api, person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 const messages = (page: Page) => () =>
   page.locator('[data-testid="chat-message"] .body').allTextContents();
 

@@ -3,17 +3,11 @@
 // "Log out everywhere" reaching the other tab and another device.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { api, device, person, screenshotOnFailure, withBrowser } from './browser';
+import { api, device, person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 const unread = (page: Page) => text(page, '[data-testid="unread"]');
 
 describe('notifications in the browser (issue 8)', () => {

@@ -1,20 +1,9 @@
-// Seed 000's Tests 1–4 in a real browser, one browser context per person: the owner goes live
-// and listeners' dashboards show it; a listener joins and the count moves; the owner changes the
-// track and listeners see it without a refresh; tabs of different users open and close and the
-// count follows. Seed 001's chat between two viewers with a dropped connection in between.
-import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { api, person, screenshotOnFailure, withBrowser } from './browser';
+import { api, person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 
 describe('stations in the browser (seed 000)', () => {
   it('owner goes live, listeners see it, counts and tracks move without a refresh', async () => {

@@ -1,19 +1,9 @@
-// Seed 003 in a real browser: live comments with "… is typing" and who is here between two
-// users, a co-author's edit reaching the owner's editor with the co-author's cursor, and a play
-// session with live votes and the countdown.
-import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
-import { person, screenshotOnFailure, withBrowser } from './browser';
+import { person, screenshotOnFailure, text, withBrowser } from './browser';
 
 withBrowser();
 
 const WAIT = { timeout: 20_000, interval: 100 };
-const text = (page: Page, selector: string) => () =>
-  page
-    .locator(selector)
-    .first()
-    .textContent({ timeout: 1000 })
-    .catch(() => null);
 
 describe('stories in the browser (seed 003)', () => {
   it('comments, typing and presence between two users, and a co-author edit with cursors', async () => {
